@@ -1,0 +1,11 @@
+//! Tessera's gRPC contracts. The `.proto` files under `proto/` are the source of truth;
+//! this crate only compiles them.
+
+#![allow(missing_docs, missing_debug_implementations, clippy::all)]
+
+/// The token stash contract (`tessera.stash.v1`).
+pub mod stash {
+    pub mod v1 {
+        tonic::include_proto!("tessera.stash.v1");
+    }
+}

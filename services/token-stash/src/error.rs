@@ -1,0 +1,134 @@
+use tessera_clock::UnixMillis;
+
+/// Everything the stash can answer instead of a value. Each variant has a stable code
+/// ([`StashError::code`]) and maps to exactly one gRPC status ([`StashError::to_status`]),
+/// so the contract in `stash.proto` is kept in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum StashError {
+    /// A request field is out of bounds.
+    #[error("{field} {problem}")]
+    InvalidArgument {
+        field: &'static str,
+        problem: String,
+    },
+    /// The token is not of the `<dc>.<random>` form.
+    #[error("token is malformed: {0}; pass the token exactly as Put returned it")]
+    MalformedToken(&'static str),
+    /// Take on a reusable entry or Get on a single-use one.
+    #[error("this token names a {actual} entry; use {use_instead} to read it")]
+    WrongKind {
+        actual: &'static str,
+        use_instead: &'static str,
+    },
+    /// The token never existed, or the stash no longer remembers it.
+    #[error("token not found: it was never issued here or is long gone; start the flow that issued it again")]
+    NotFound,
+    /// The token was deleted.
+    #[error("token not found: it was deleted (for example by a logout); start the flow that issued it again")]
+    Deleted,
+    /// The single-use token was already taken.
+    #[error("token already used (consumed) at {at}: it works once; start the flow that issued it again")]
+    Consumed { at: UnixMillis },
+    /// The token's time to live has passed.
+    #[error("token expired at {at}: it is no longer valid; start the flow that issued it again")]
+    Expired { at: UnixMillis },
+    /// Storing the value would exceed the configured capacity.
+    #[error("stash is full ({capacity} live entries): nothing was stored and no entry was evicted; retry after entries expire, or raise capacity_entries")]
+    CapacityExhausted { capacity: u64 },
+    /// The token was minted in a datacenter this stash has no peer for.
+    #[error("token was minted in datacenter {dc:?}, which this stash has no peer for; add it under [peers]")]
+    UnknownDatacenter { dc: String },
+    /// The token's home datacenter could not be reached.
+    #[error("datacenter {dc:?} is unreachable ({detail}); the token can only be used there, retry shortly")]
+    PeerUnavailable { dc: String, detail: String },
+    /// The store refused or failed an operation.
+    #[error("storage failure: {0}")]
+    Storage(String),
+    /// The configured Redis may evict keys, which would lose unexpired tokens.
+    #[error("Redis maxmemory-policy is {policy:?}, which lets Redis evict unexpired tokens; set `maxmemory-policy noeviction` (CONFIG SET maxmemory-policy noeviction, and in redis.conf) and start again")]
+    RedisMayEvict { policy: String },
+    /// Configuration is invalid.
+    #[error("configuration error: {0}")]
+    Config(String),
+}
+
+impl StashError {
+    /// A stable, machine-readable code; also the `reason` label in metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StashError::InvalidArgument { .. } => "invalid_argument",
+            StashError::MalformedToken(_) => "malformed_token",
+            StashError::WrongKind { .. } => "wrong_kind",
+            StashError::NotFound => "not_found",
+            StashError::Deleted => "deleted",
+            StashError::Consumed { .. } => "consumed",
+            StashError::Expired { .. } => "expired",
+            StashError::CapacityExhausted { .. } => "capacity_exhausted",
+            StashError::UnknownDatacenter { .. } => "unknown_datacenter",
+            StashError::PeerUnavailable { .. } => "peer_unavailable",
+            StashError::Storage(_) => "storage",
+            StashError::RedisMayEvict { .. } => "redis_may_evict",
+            StashError::Config(_) => "config",
+        }
+    }
+
+    /// The gRPC status this error is answered with.
+    pub fn to_status(&self) -> tonic::Status {
+        use tonic::Code;
+        let code = match self {
+            StashError::InvalidArgument { .. }
+            | StashError::MalformedToken(_)
+            | StashError::WrongKind { .. }
+            | StashError::UnknownDatacenter { .. } => Code::InvalidArgument,
+            StashError::NotFound | StashError::Deleted => Code::NotFound,
+            StashError::Consumed { .. } | StashError::Expired { .. } => Code::FailedPrecondition,
+            StashError::CapacityExhausted { .. } => Code::ResourceExhausted,
+            StashError::PeerUnavailable { .. } => Code::Unavailable,
+            StashError::Storage(_) => Code::Unavailable,
+            StashError::RedisMayEvict { .. } | StashError::Config(_) => Code::Internal,
+        };
+        tonic::Status::new(code, self.to_string())
+    }
+
+    pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
+        StashError::InvalidArgument {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl From<StashError> for tonic::Status {
+    fn from(err: StashError) -> Self {
+        err.to_status()
+    }
+}
+
+impl From<redb::Error> for StashError {
+    fn from(err: redb::Error) -> Self {
+        StashError::Storage(err.to_string())
+    }
+}
+
+macro_rules! redb_errors {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StashError {
+            fn from(err: $ty) -> Self {
+                StashError::Storage(err.to_string())
+            }
+        }
+    )*};
+}
+redb_errors!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<redis::RedisError> for StashError {
+    fn from(err: redis::RedisError) -> Self {
+        StashError::Storage(format!("redis: {err}"))
+    }
+}

@@ -1,0 +1,112 @@
+//! `tessera-token-stash`: parse configuration, set up telemetry, run the stash.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tessera_clock::SystemClock;
+use tessera_token_stash::config::StashConfig;
+use tessera_token_stash::server::{self, Listeners};
+
+/// The Tessera token stash: short-lived values (login codes, sessions) behind opaque
+/// tokens, over gRPC with mutual TLS.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the stash until SIGTERM or Ctrl-C.
+    ///
+    /// Configuration comes from the TOML file (optional: every key has a development
+    /// default) and then from TESSERA_STASH__<SECTION>__<KEY> environment variables,
+    /// e.g. TESSERA_STASH__STORAGE__BACKEND=redis.
+    Serve {
+        /// The TOML configuration file.
+        #[arg(long, short, env = "TESSERA_STASH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Create (or renew) the development CA and service certificates.
+    DevCerts {
+        /// Where to put them.
+        #[arg(long, default_value = ".tessera/certs")]
+        dir: PathBuf,
+        /// Replace the CA and every certificate, even if still valid.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a configuration file and print the result, without serving.
+    CheckConfig {
+        /// The TOML configuration file.
+        #[arg(long, short, env = "TESSERA_STASH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::DevCerts { dir, force } => dev_certs(dir, force),
+        Command::CheckConfig { config } => {
+            let config = StashConfig::load(config.as_deref(), std::env::vars())?;
+            println!("{config:#?}");
+            Ok(())
+        }
+    }
+}
+
+fn dev_certs(dir: PathBuf, force: bool) -> anyhow::Result<()> {
+    if force && dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let pki = tessera_mtls::DevPki::ensure(&dir)?;
+    println!("dev certificates ready in {}", pki.dir().display());
+    Ok(())
+}
+
+fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = StashConfig::load(config_path.as_deref(), std::env::vars())?;
+    let _telemetry = tessera_telemetry::init("token-stash", config.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listeners = Listeners::bind(&config).await?;
+        let started = server::start(config, SystemClock::shared(), listeners, shutdown_signal())
+            .await?;
+        // The ready line is the contract with scripts and tests that start the binary.
+        println!(
+            "tessera-token-stash ready: grpc=https://{} admin=http://{} datacenter={} backend={:?}",
+            started.grpc_addr, started.admin_addr, started.datacenter, started.backend
+        );
+        tracing::info!(grpc = %started.grpc_addr, admin = %started.admin_addr, "token stash ready");
+        started.serve().await?;
+        tracing::info!("token stash stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,87 @@
+//! What the stash reports on `/metrics`.
+
+use tessera_telemetry::metrics::{Counter, Gauge, Histogram, LabeledCounter, Registry};
+
+use crate::StashError;
+
+const PUT_TO_TAKE_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// The stash's metrics, all registered in one [`Registry`].
+#[derive(Debug)]
+pub struct StashMetrics {
+    /// The registry they render from.
+    pub registry: Registry,
+    /// Values stored.
+    pub puts: std::sync::Arc<Counter>,
+    /// Single-use values taken.
+    pub takes: std::sync::Arc<Counter>,
+    /// Reusable values read.
+    pub gets: std::sync::Arc<Counter>,
+    /// Entries deleted.
+    pub deletes: std::sync::Arc<Counter>,
+    /// Expired entries purged.
+    pub purged: std::sync::Arc<Counter>,
+    /// Failed operations by reason (the error's code).
+    pub failures: std::sync::Arc<LabeledCounter>,
+    /// Failed puts by reason: the writes the stash had to refuse.
+    pub write_failures: std::sync::Arc<LabeledCounter>,
+    /// Calls forwarded to a token's home datacenter, by RPC.
+    pub forwarded: std::sync::Arc<LabeledCounter>,
+    /// Live entries at the last count.
+    pub live_entries: std::sync::Arc<Gauge>,
+    /// Live value bytes at the last count.
+    pub live_bytes: std::sync::Arc<Gauge>,
+    /// Time from a value's put to its take.
+    pub put_to_take: std::sync::Arc<Histogram>,
+}
+
+impl Default for StashMetrics {
+    fn default() -> Self {
+        StashMetrics::new()
+    }
+}
+
+impl StashMetrics {
+    /// A fresh set of metrics.
+    pub fn new() -> Self {
+        let registry = Registry::default();
+        StashMetrics {
+            puts: registry.register(Counter::new("tessera_stash_puts_total", "Values stored.")),
+            takes: registry.register(Counter::new("tessera_stash_takes_total", "Single-use values taken.")),
+            gets: registry.register(Counter::new("tessera_stash_gets_total", "Reusable values read.")),
+            deletes: registry.register(Counter::new("tessera_stash_deletes_total", "Entries deleted.")),
+            purged: registry.register(Counter::new("tessera_stash_purged_total", "Expired entries purged.")),
+            failures: registry.register(LabeledCounter::new(
+                "tessera_stash_failures_total",
+                "Failed stash operations by reason.",
+                "reason",
+            )),
+            write_failures: registry.register(LabeledCounter::new(
+                "tessera_stash_write_failures_total",
+                "Puts the stash refused or could not store, by reason.",
+                "reason",
+            )),
+            forwarded: registry.register(LabeledCounter::new(
+                "tessera_stash_forwarded_total",
+                "Calls forwarded to the token's home datacenter, by RPC.",
+                "rpc",
+            )),
+            live_entries: registry.register(Gauge::new("tessera_stash_live_entries", "Entries not yet expired.")),
+            live_bytes: registry.register(Gauge::new("tessera_stash_live_bytes", "Bytes of values not yet expired.")),
+            put_to_take: registry.register(Histogram::new(
+                "tessera_stash_put_to_take_seconds",
+                "Time from a value's put to its take.",
+                PUT_TO_TAKE_BUCKETS,
+            )),
+            registry,
+        }
+    }
+
+    /// Counts a failed operation.
+    pub fn failure(&self, operation: &'static str, err: &StashError) {
+        self.failures.inc(err.code());
+        if operation == "put" {
+            self.write_failures.inc(err.code());
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The stash's operations on top of a [`Store`]: validation, token minting and sealing,
+//! time and metrics. The gRPC layer only authorizes, routes and translates.
+
+use std::sync::Arc;
+
+use tessera_clock::{SharedClock, UnixMillis};
+
+use crate::metrics::StashMetrics;
+use crate::store::{NewEntry, Store, StoredEntry, StoreStats};
+use crate::token::{check_value, Namespace, Owner, Ttl};
+use crate::{DatacenterId, StashError, Token, TokenSealer};
+
+/// What a caller asks to store, validated.
+#[derive(Debug, Clone)]
+pub struct PutInput {
+    /// The kind of value.
+    pub namespace: Namespace,
+    /// The value (at most 64 KiB).
+    pub value: Vec<u8>,
+    /// How long it stays readable.
+    pub ttl: Ttl,
+    /// Read once with take, or many times with get.
+    pub single_use: bool,
+    /// Who it belongs to, if anyone.
+    pub owner: Option<Owner>,
+}
+
+impl PutInput {
+    /// Validates raw request fields.
+    pub fn parse(
+        namespace: &str,
+        value: Vec<u8>,
+        ttl_seconds: u32,
+        single_use: bool,
+        owner: &str,
+    ) -> Result<Self, StashError> {
+        check_value(&value)?;
+        Ok(PutInput {
+            namespace: Namespace::try_from(namespace)?,
+            value,
+            ttl: Ttl::try_from(ttl_seconds)?,
+            single_use,
+            owner: Owner::optional(owner)?,
+        })
+    }
+}
+
+/// Counts reported by Stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StashStats {
+    /// Entries not yet expired.
+    pub live_entries: u64,
+    /// Bytes of values in them.
+    pub live_bytes: u64,
+    /// The most live entries accepted.
+    pub capacity_entries: u64,
+}
+
+/// The token stash of one datacenter over the store `S`.
+#[derive(Debug)]
+pub struct Stash<S> {
+    store: S,
+    datacenter: DatacenterId,
+    sealer: TokenSealer,
+    clock: SharedClock,
+    metrics: Arc<StashMetrics>,
+}
+
+impl<S: Store> Stash<S> {
+    /// A stash minting tokens for `datacenter`.
+    pub fn new(
+        store: S,
+        datacenter: DatacenterId,
+        sealer: TokenSealer,
+        clock: SharedClock,
+        metrics: Arc<StashMetrics>,
+    ) -> Self {
+        Stash {
+            store,
+            datacenter,
+            sealer,
+            clock,
+            metrics,
+        }
+    }
+
+    /// The datacenter this stash mints tokens for.
+    pub fn datacenter(&self) -> &DatacenterId {
+        &self.datacenter
+    }
+
+    /// The metrics this stash records.
+    pub fn metrics(&self) -> &Arc<StashMetrics> {
+        &self.metrics
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives up the stash, handing back its store (to close it).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Stores a value; the token and when it expires. Durable before it returns.
+    pub async fn put(&self, input: PutInput) -> Result<(Token, UnixMillis), StashError> {
+        let result = self.try_put(input).await;
+        match &result {
+            Ok(_) => self.metrics.puts.inc(),
+            Err(err) => self.metrics.failure("put", err),
+        }
+        result
+    }
+
+    async fn try_put(&self, input: PutInput) -> Result<(Token, UnixMillis), StashError> {
+        let token = Token::mint(&self.datacenter)?;
+        let now = self.clock.now();
+        let expires_at = now.saturating_add(input.ttl.duration());
+        let sealed_token = match input.owner {
+            Some(_) => self.sealer.seal(&token)?,
+            None => Vec::new(),
+        };
+        let entry = NewEntry {
+            namespace: input.namespace,
+            owner: input.owner,
+            value: input.value,
+            single_use: input.single_use,
+            created_at: now,
+            expires_at,
+            sealed_token,
+        };
+        self.store.put(token.key(), entry, now).await?;
+        Ok((token, expires_at))
+    }
+
+    /// Reads and removes a single-use entry; exactly one caller of many wins.
+    pub async fn take(&self, token: &Token) -> Result<StoredEntry, StashError> {
+        let now = self.clock.now();
+        let result = self.store.take(token.key(), now).await;
+        match &result {
+            Ok(entry) => {
+                self.metrics.takes.inc();
+                self.metrics
+                    .put_to_take
+                    .observe(now.saturating_since(entry.created_at));
+            }
+            Err(err) => self.metrics.failure("take", err),
+        }
+        result
+    }
+
+    /// Reads a reusable entry.
+    pub async fn get(&self, token: &Token) -> Result<StoredEntry, StashError> {
+        let result = self.store.get(token.key(), self.clock.now()).await;
+        match &result {
+            Ok(_) => self.metrics.gets.inc(),
+            Err(err) => self.metrics.failure("get", err),
+        }
+        result
+    }
+
+    /// Deletes an entry; whether a live one was there.
+    pub async fn delete(&self, token: &Token) -> Result<bool, StashError> {
+        let result = self.store.delete(token.key(), self.clock.now()).await;
+        match &result {
+            Ok(_) => self.metrics.deletes.inc(),
+            Err(err) => self.metrics.failure("delete", err),
+        }
+        result
+    }
+
+    /// The live tokens of `owner` in `namespace`.
+    pub async fn list_by_owner(
+        &self,
+        namespace: &Namespace,
+        owner: &Owner,
+    ) -> Result<Vec<Token>, StashError> {
+        let listed = self
+            .store
+            .list_by_owner(namespace, owner, self.clock.now())
+            .await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|(key, sealed)| {
+                let token = self.sealer.open(&key, &sealed);
+                if token.is_none() {
+                    tracing::warn!(?key, "an owner-index entry does not open with this stash's seal key; check that every replica uses the same seal_key_file");
+                }
+                token
+            })
+            .collect())
+    }
+
+    /// Counts what the stash holds.
+    pub async fn stats(&self) -> Result<StashStats, StashError> {
+        let StoreStats {
+            live_entries,
+            live_bytes,
+        } = self.store.stats(self.clock.now()).await?;
+        self.metrics.live_entries.set(live_entries);
+        self.metrics.live_bytes.set(live_bytes);
+        Ok(StashStats {
+            live_entries,
+            live_bytes,
+            capacity_entries: self.store.capacity(),
+        })
+    }
+
+    /// Removes what has expired by now; how many entries went.
+    pub async fn purge_expired(&self) -> Result<u64, StashError> {
+        let mut total = 0;
+        loop {
+            let purged = self.store.purge_expired(self.clock.now()).await?;
+            total += purged;
+            if purged == 0 {
+                break;
+            }
+        }
+        if total > 0 {
+            self.metrics.purged.inc_by(total);
+        }
+        Ok(total)
+    }
+}

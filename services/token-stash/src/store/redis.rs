@@ -1,0 +1,509 @@
+//! The Redis backend, for production.
+//!
+//! Every operation is one Lua script, so each is atomic on the server: `take` reads and
+//! deletes in one step (exactly one winner), and the owner index and counters change in
+//! the same step as the entry. Entries carry a server-side expiry (`PEXPIREAT`), so Redis
+//! drops them even while no stash is running; reads still judge expiry by the stash's own
+//! clock. Tombstones are keys with their own expiry, written when an entry is stored (as
+//! `expired`) and overwritten when it is taken or deleted.
+//!
+//! The stash refuses to start unless `maxmemory-policy` is `noeviction`: under any other
+//! policy Redis may drop an unexpired token to make room, which is the failure this
+//! service exists to prevent. With `noeviction` a full Redis refuses the write instead.
+//!
+//! Keys are built inside scripts from the configured prefix, so this backend needs a
+//! standalone (optionally replicated) Redis 7.0 or later, not Redis Cluster.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::Script;
+use tessera_clock::UnixMillis;
+
+use super::{GoneReason, NewEntry, Store, StoreStats, StoredEntry, DEFAULT_REMEMBER_FOR};
+use crate::token::{Namespace, Owner, TokenKey};
+use crate::StashError;
+
+/// Expired entries removed per purge script run.
+const PURGE_STEP: u64 = 2048;
+
+/// Settings of the Redis backend.
+#[derive(Clone, Debug)]
+pub struct RedisStoreOptions {
+    /// e.g. `redis://127.0.0.1:6379` or `redis+unix:///run/redis.sock`.
+    pub url: String,
+    /// Prefix of every key this stash writes.
+    pub key_prefix: String,
+    /// The most live entries accepted.
+    pub capacity: u64,
+    /// How long consumed and expired tokens are remembered.
+    pub remember_for: Duration,
+}
+
+impl RedisStoreOptions {
+    /// Defaults for a Redis URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisStoreOptions {
+            url: url.into(),
+            key_prefix: "tessera:stash:".into(),
+            capacity: 1_000_000,
+            remember_for: DEFAULT_REMEMBER_FOR,
+        }
+    }
+}
+
+/// The Redis backend. See the module documentation for its guarantees.
+pub struct RedisStore {
+    connection: MultiplexedConnection,
+    options: RedisStoreOptions,
+    scripts: Scripts,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("key_prefix", &self.options.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Scripts {
+    put: Script,
+    take: Script,
+    get: Script,
+    delete: Script,
+    list: Script,
+    purge: Script,
+    stats: Script,
+}
+
+impl RedisStore {
+    /// Connects, checks that Redis cannot evict keys and is recent enough, and purges
+    /// what expired while no stash was running.
+    pub async fn open(options: RedisStoreOptions, now: UnixMillis) -> Result<Self, StashError> {
+        let client = redis::Client::open(options.url.as_str()).map_err(|e| {
+            StashError::Config(format!("storage.url {:?} is not a Redis URL: {e}", options.url))
+        })?;
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| {
+                StashError::Storage(format!("cannot connect to Redis at {}: {e}", options.url))
+            })?;
+        check_eviction_policy(&mut connection).await?;
+        check_version(&mut connection).await?;
+        let store = RedisStore {
+            connection,
+            options,
+            scripts: Scripts {
+                put: Script::new(PUT),
+                take: Script::new(TAKE),
+                get: Script::new(GET),
+                delete: Script::new(DELETE),
+                list: Script::new(LIST),
+                purge: Script::new(PURGE),
+                stats: Script::new(STATS),
+            },
+        };
+        while store.purge_expired(now).await? > 0 {}
+        Ok(store)
+    }
+
+    fn key(&self, kind: &str, token_key: &TokenKey) -> String {
+        format!("{}{kind}:{}", self.options.key_prefix, token_key.to_text())
+    }
+
+    fn shared_key(&self, name: &str) -> String {
+        format!("{}{name}", self.options.key_prefix)
+    }
+
+    fn owner_key(&self, namespace: &str, owner: &str) -> String {
+        // Must match the key the scripts build: prefix, "o:", namespace length, ':',
+        // namespace, ':', owner. The length keeps `a:b`+`c` apart from `a`+`b:c`.
+        format!(
+            "{}o:{}:{namespace}:{owner}",
+            self.options.key_prefix,
+            namespace.len()
+        )
+    }
+
+    fn remember_ms(&self) -> u64 {
+        u64::try_from(self.options.remember_for.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+async fn check_eviction_policy(connection: &mut MultiplexedConnection) -> Result<(), StashError> {
+    let reply: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(connection)
+        .await
+        .map_err(|e| {
+            StashError::Storage(format!(
+                "cannot read Redis maxmemory-policy ({e}); the stash must confirm it is noeviction before use: allow CONFIG GET for its user"
+            ))
+        })?;
+    let policy = reply.get(1).cloned().unwrap_or_default();
+    if policy != "noeviction" {
+        return Err(StashError::RedisMayEvict { policy });
+    }
+    Ok(())
+}
+
+async fn check_version(connection: &mut MultiplexedConnection) -> Result<(), StashError> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(connection)
+        .await?;
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .unwrap_or("0")
+        .trim()
+        .to_owned();
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 7 {
+        return Err(StashError::Config(format!(
+            "Redis {version} is too old: the stash needs Redis 7.0 or later"
+        )));
+    }
+    Ok(())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn millis(bytes: &[u8]) -> UnixMillis {
+    UnixMillis(std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).unwrap_or(0))
+}
+
+/// Turns a script's `{'gone', 'reason:at'}` / `{'missing'}` reply into the error to give.
+fn gone_error(reply: &[Vec<u8>]) -> StashError {
+    let remembered = reply.get(1).and_then(|t| {
+        let t = std::str::from_utf8(t).ok()?;
+        let (reason, at) = t.split_once(':')?;
+        Some((GoneReason::parse(reason)?, UnixMillis(at.parse().ok()?)))
+    });
+    match remembered {
+        Some((reason, at)) => reason.into_error(at),
+        None => StashError::NotFound,
+    }
+}
+
+/// Reads `{'ok', value, namespace, owner, created_at, expires_at}`.
+fn stored_entry(mut reply: Vec<Vec<u8>>) -> Result<StoredEntry, StashError> {
+    if reply.len() != 6 {
+        return Err(StashError::Storage("unexpected reply from Redis".into()));
+    }
+    let expires_at = millis(&reply[5]);
+    let created_at = millis(&reply[4]);
+    let owner = text(&reply[3]);
+    let namespace = text(&reply[2]);
+    let value = std::mem::take(&mut reply[1]);
+    Ok(StoredEntry {
+        namespace,
+        owner,
+        value,
+        created_at,
+        expires_at,
+    })
+}
+
+impl Store for RedisStore {
+    async fn put(&self, key: TokenKey, entry: NewEntry, now: UnixMillis) -> Result<(), StashError> {
+        let owner = entry.owner.as_ref().map(|o| o.as_str()).unwrap_or("");
+        let owner_key = self.owner_key(entry.namespace.as_str(), owner);
+        let remembered_until = entry.expires_at.saturating_add(self.options.remember_for);
+        let stored: i64 = self
+            .scripts
+            .put
+            .key(self.key("e", &key))
+            .key(self.key("t", &key))
+            .key(self.shared_key("x"))
+            .key(owner_key)
+            .key(self.shared_key("bytes"))
+            .arg(key.to_text())
+            .arg(entry.value.as_slice())
+            .arg(entry.namespace.as_str())
+            .arg(owner)
+            .arg(if entry.single_use { "1" } else { "0" })
+            .arg(entry.created_at.0)
+            .arg(entry.expires_at.0)
+            .arg(entry.sealed_token.as_slice())
+            .arg(now.0)
+            .arg(self.options.capacity)
+            .arg(remembered_until.0)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        if stored == 1 {
+            Ok(())
+        } else {
+            Err(StashError::CapacityExhausted {
+                capacity: self.options.capacity,
+            })
+        }
+    }
+
+    async fn take(&self, key: TokenKey, now: UnixMillis) -> Result<StoredEntry, StashError> {
+        let reply: Vec<Vec<u8>> = self
+            .scripts
+            .take
+            .key(self.key("e", &key))
+            .key(self.key("t", &key))
+            .key(self.shared_key("x"))
+            .key(self.shared_key("bytes"))
+            .arg(key.to_text())
+            .arg(now.0)
+            .arg(&self.options.key_prefix)
+            .arg(self.remember_ms())
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        match reply.first().map(Vec::as_slice) {
+            Some(b"ok") => stored_entry(reply),
+            Some(b"reusable") => Err(StashError::WrongKind {
+                actual: "reusable",
+                use_instead: "Get",
+            }),
+            Some(b"expired") => Err(StashError::Expired {
+                at: reply.get(1).map(|b| millis(b)).unwrap_or_default(),
+            }),
+            _ => Err(gone_error(&reply)),
+        }
+    }
+
+    async fn get(&self, key: TokenKey, now: UnixMillis) -> Result<StoredEntry, StashError> {
+        let reply: Vec<Vec<u8>> = self
+            .scripts
+            .get
+            .key(self.key("e", &key))
+            .key(self.key("t", &key))
+            .arg(now.0)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        match reply.first().map(Vec::as_slice) {
+            Some(b"ok") => stored_entry(reply),
+            Some(b"single") => Err(StashError::WrongKind {
+                actual: "single-use",
+                use_instead: "Take",
+            }),
+            Some(b"expired") => Err(StashError::Expired {
+                at: reply.get(1).map(|b| millis(b)).unwrap_or_default(),
+            }),
+            _ => Err(gone_error(&reply)),
+        }
+    }
+
+    async fn delete(&self, key: TokenKey, now: UnixMillis) -> Result<bool, StashError> {
+        let existed: i64 = self
+            .scripts
+            .delete
+            .key(self.key("e", &key))
+            .key(self.key("t", &key))
+            .key(self.shared_key("x"))
+            .key(self.shared_key("bytes"))
+            .arg(key.to_text())
+            .arg(now.0)
+            .arg(&self.options.key_prefix)
+            .arg(self.remember_ms())
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(existed == 1)
+    }
+
+    async fn list_by_owner(
+        &self,
+        namespace: &Namespace,
+        owner: &Owner,
+        now: UnixMillis,
+    ) -> Result<Vec<(TokenKey, Vec<u8>)>, StashError> {
+        let reply: Vec<Vec<u8>> = self
+            .scripts
+            .list
+            .key(self.owner_key(namespace.as_str(), owner.as_str()))
+            .arg(now.0)
+            .arg(&self.options.key_prefix)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        let mut listed = Vec::with_capacity(reply.len() / 2);
+        for pair in reply.chunks_exact(2) {
+            let key_bytes = base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                &pair[0],
+            );
+            if let Some(key) = key_bytes.ok().and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                listed.push((TokenKey(key), pair[1].clone()));
+            }
+        }
+        Ok(listed)
+    }
+
+    async fn stats(&self, now: UnixMillis) -> Result<StoreStats, StashError> {
+        let reply: Vec<i64> = self
+            .scripts
+            .stats
+            .key(self.shared_key("x"))
+            .key(self.shared_key("bytes"))
+            .arg(now.0)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        let at = |i: usize| reply.get(i).copied().unwrap_or(0).max(0) as u64;
+        Ok(StoreStats {
+            live_entries: at(0),
+            live_bytes: at(1),
+        })
+    }
+
+    async fn purge_expired(&self, now: UnixMillis) -> Result<u64, StashError> {
+        let purged: i64 = self
+            .scripts
+            .purge
+            .key(self.shared_key("x"))
+            .key(self.shared_key("bytes"))
+            .arg(now.0)
+            .arg(PURGE_STEP)
+            .arg(&self.options.key_prefix)
+            .arg(self.remember_ms())
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(purged.max(0) as u64)
+    }
+
+    fn capacity(&self) -> u64 {
+        self.options.capacity
+    }
+
+    async fn close(self) {}
+}
+
+// KEYS: entry, tombstone, expiries, owner index, bytes.
+// ARGV: key, value, namespace, owner, single_use, created_at, expires_at, sealed token,
+//       now, capacity, tombstone until.
+const PUT: &str = r#"
+if redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[9], '+inf') >= tonumber(ARGV[10]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'ns', ARGV[3], 'ow', ARGV[4], 'su', ARGV[5],
+  'ca', ARGV[6], 'exp', ARGV[7], 'st', ARGV[8])
+redis.call('PEXPIREAT', KEYS[1], ARGV[7])
+redis.call('SET', KEYS[2], 'expired:' .. ARGV[7], 'PXAT', ARGV[11])
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1] .. ':' .. #ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
+  if redis.call('PEXPIRETIME', KEYS[4]) < tonumber(ARGV[7]) then
+    redis.call('PEXPIREAT', KEYS[4], ARGV[7])
+  end
+end
+redis.call('INCRBY', KEYS[5], #ARGV[2])
+return 1
+"#;
+
+// KEYS: entry, tombstone, expiries, bytes.  ARGV: key, now, prefix, remember ms.
+const TAKE: &str = r#"
+local e = redis.call('HMGET', KEYS[1], 'v', 'ns', 'ow', 'su', 'ca', 'exp')
+if not e[1] then
+  local t = redis.call('GET', KEYS[2])
+  if t then return {'gone', t} end
+  return {'missing'}
+end
+if e[4] ~= '1' then return {'reusable'} end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1] .. ':' .. #e[1])
+if e[3] ~= '' then
+  redis.call('ZREM', ARGV[3] .. 'o:' .. #e[2] .. ':' .. e[2] .. ':' .. e[3], ARGV[1])
+end
+redis.call('DECRBY', KEYS[4], #e[1])
+local now = tonumber(ARGV[2])
+local expires = tonumber(e[6])
+if expires <= now then
+  redis.call('SET', KEYS[2], 'expired:' .. e[6], 'PXAT', string.format('%d', expires + tonumber(ARGV[4])))
+  return {'expired', e[6]}
+end
+redis.call('SET', KEYS[2], 'consumed:' .. ARGV[2], 'PXAT', string.format('%d', now + tonumber(ARGV[4])))
+return {'ok', e[1], e[2], e[3], e[5], e[6]}
+"#;
+
+// KEYS: entry, tombstone.  ARGV: now.
+const GET: &str = r#"
+local e = redis.call('HMGET', KEYS[1], 'v', 'ns', 'ow', 'su', 'ca', 'exp')
+if not e[1] then
+  local t = redis.call('GET', KEYS[2])
+  if t then return {'gone', t} end
+  return {'missing'}
+end
+if e[4] == '1' then return {'single'} end
+if tonumber(e[6]) <= tonumber(ARGV[1]) then return {'expired', e[6]} end
+return {'ok', e[1], e[2], e[3], e[5], e[6]}
+"#;
+
+// KEYS: entry, tombstone, expiries, bytes.  ARGV: key, now, prefix, remember ms.
+const DELETE: &str = r#"
+local e = redis.call('HMGET', KEYS[1], 'v', 'ns', 'ow', 'exp')
+if not e[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1] .. ':' .. #e[1])
+if e[3] ~= '' then
+  redis.call('ZREM', ARGV[3] .. 'o:' .. #e[2] .. ':' .. e[2] .. ':' .. e[3], ARGV[1])
+end
+redis.call('DECRBY', KEYS[4], #e[1])
+local now = tonumber(ARGV[2])
+local expires = tonumber(e[4])
+if expires <= now then
+  redis.call('SET', KEYS[2], 'expired:' .. e[4], 'PXAT', string.format('%d', expires + tonumber(ARGV[4])))
+  return 0
+end
+redis.call('SET', KEYS[2], 'deleted:' .. ARGV[2], 'PXAT', string.format('%d', now + tonumber(ARGV[4])))
+return 1
+"#;
+
+// KEYS: owner index.  ARGV: now, prefix.  Returns key, sealed token pairs.
+const LIST: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+local out = {}
+for _, h in ipairs(keys) do
+  local sealed = redis.call('HGET', ARGV[2] .. 'e:' .. h, 'st')
+  if sealed then
+    out[#out + 1] = h
+    out[#out + 1] = sealed
+  end
+end
+return out
+"#;
+
+// KEYS: expiries, bytes.  ARGV: now, limit, prefix, remember ms.
+const PURGE: &str = r#"
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(members) do
+  local sep = string.find(m, ':', 1, true)
+  local h = string.sub(m, 1, sep - 1)
+  local entry = ARGV[3] .. 'e:' .. h
+  local e = redis.call('HMGET', entry, 'ns', 'ow', 'exp')
+  if e[3] then
+    redis.call('DEL', entry)
+    if e[2] ~= '' then
+      redis.call('ZREM', ARGV[3] .. 'o:' .. #e[1] .. ':' .. e[1] .. ':' .. e[2], h)
+    end
+    redis.call('SET', ARGV[3] .. 't:' .. h, 'expired:' .. e[3], 'PXAT',
+      string.format('%d', tonumber(e[3]) + tonumber(ARGV[4])))
+  end
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('DECRBY', KEYS[2], tonumber(string.sub(m, sep + 1)))
+end
+return #members
+"#;
+
+// KEYS: expiries, bytes.  ARGV: now.  Returns live entries, live bytes.
+const STATS: &str = r#"
+local live = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+local bytes = tonumber(redis.call('GET', KEYS[2]) or '0')
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  local sep = string.find(m, ':', 1, true)
+  bytes = bytes - tonumber(string.sub(m, sep + 1))
+end
+return {live, bytes}
+"#;
