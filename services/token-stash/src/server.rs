@@ -56,6 +56,9 @@ pub struct StartedStash {
     pub datacenter: String,
     /// Which backend holds the entries.
     pub backend: Backend,
+    /// How many expired entries the purge task has removed so far; changes after every
+    /// purge that removed something, so tests can wait for a purge instead of sleeping.
+    pub purged: watch::Receiver<u64>,
     serve: Pin<Box<dyn Future<Output = Result<(), StashError>> + Send>>,
 }
 
@@ -143,9 +146,10 @@ fn prepare<S: Store>(
         .add_service(TokenStashServer::new(service));
 
     let (stop, stopped) = watch::channel(false);
+    let (purge_count, purged) = watch::channel(0u64);
     let readiness = Readiness::default();
     let serve = async move {
-        let purge = tokio::spawn(purge_loop(stash.clone(), stopped.clone()));
+        let purge = tokio::spawn(purge_loop(stash.clone(), stopped.clone(), purge_count));
         let admin = tokio::spawn(admin::serve(
             listeners.admin,
             readiness.clone(),
@@ -179,6 +183,7 @@ fn prepare<S: Store>(
         admin_addr,
         datacenter: config.datacenter.to_string(),
         backend: config.storage.backend,
+        purged,
         serve: Box::pin(serve),
     })
 }
@@ -193,14 +198,22 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-async fn purge_loop<S: Store>(stash: Arc<Stash<S>>, mut stopped: watch::Receiver<bool>) {
+async fn purge_loop<S: Store>(
+    stash: Arc<Stash<S>>,
+    mut stopped: watch::Receiver<bool>,
+    purge_count: watch::Sender<u64>,
+) {
     let mut tick = tokio::time::interval(PURGE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(err) = stash.purge_expired().await {
-                    tracing::warn!(%err, "purging expired entries failed; will retry");
+                match stash.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(purged) => {
+                        purge_count.send_modify(|total| *total += purged);
+                    }
+                    Err(err) => tracing::warn!(%err, "purging expired entries failed; will retry"),
                 }
             }
             changed = stopped.changed() => {

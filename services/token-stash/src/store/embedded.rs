@@ -344,7 +344,7 @@ fn commit_group(db: &Database, options: &EmbeddedStoreOptions, group: &mut Vec<W
     let mut answers = Vec::with_capacity(group.len());
     let outcome = (|| -> Result<(), StashError> {
         let txn = db.begin_write()?;
-        {
+        let dirty = {
             let mut tables = Tables::open(&txn, options)?;
             for op in group.drain(..) {
                 // An Err from `?` is a storage failure: the whole group is abandoned.
@@ -364,9 +364,16 @@ fn commit_group(db: &Database, options: &EmbeddedStoreOptions, group: &mut Vec<W
                     }
                 });
             }
-            tables.save_counters()?;
+            if tables.dirty {
+                tables.save_counters()?;
+            }
+            tables.dirty
+        };
+        if dirty {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
         }
-        txn.commit()?;
         Ok(())
     })();
     let failure = outcome.err().map(|e| e.to_string());
@@ -391,6 +398,8 @@ struct Tables<'txn> {
     live_entries: u64,
     live_bytes: u64,
     tombstone_count: u64,
+    /// Whether anything was written: a group of pure refusals needs no commit (no fsync).
+    dirty: bool,
     options: &'txn EmbeddedStoreOptions,
 }
 
@@ -418,6 +427,7 @@ impl<'txn> Tables<'txn> {
             live_entries,
             live_bytes,
             tombstone_count,
+            dirty: false,
             options,
         })
     }
@@ -440,6 +450,7 @@ impl<'txn> Tables<'txn> {
             }
         }
         let size = record.value.len() as u64;
+        self.dirty = true;
         self.entries.insert(key.0.as_slice(), record.encode().as_slice())?;
         self.expiries
             .insert(time_key(record.expires_at, &key).as_slice(), size)?;
@@ -523,6 +534,7 @@ impl<'txn> Tables<'txn> {
     }
 
     fn remove_entry(&mut self, key: &TokenKey, record: &Record) -> Result<(), StashError> {
+        self.dirty = true;
         self.entries.remove(key.0.as_slice())?;
         self.expiries
             .remove(time_key(record.expires_at, key).as_slice())?;
@@ -548,6 +560,7 @@ impl<'txn> Tables<'txn> {
         if until <= now || self.options.max_remembered == 0 {
             return Ok(());
         }
+        self.dirty = true;
         let previous = self
             .tombstones
             .insert(key.0.as_slice(), tombstone(reason, at, until).as_slice())?
@@ -572,6 +585,7 @@ impl<'txn> Tables<'txn> {
     }
 
     fn forget(&mut self, tombstone_time_key: &[u8]) -> Result<(), StashError> {
+        self.dirty = true;
         self.tombstone_expiries.remove(tombstone_time_key)?;
         if let Some((_, key)) = split_time_key(tombstone_time_key) {
             if self.tombstones.remove(key.0.as_slice())?.is_some() {

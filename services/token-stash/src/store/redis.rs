@@ -182,16 +182,20 @@ fn millis(bytes: &[u8]) -> UnixMillis {
     UnixMillis(std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).unwrap_or(0))
 }
 
-/// Turns a script's `{'gone', 'reason:at'}` / `{'missing'}` reply into the error to give.
-fn gone_error(reply: &[Vec<u8>]) -> StashError {
+/// Turns a script's `{'gone', 'reason:at:until'}` / `{'missing'}` reply into the error to
+/// give. The tombstone's own Redis expiry follows Redis's clock; `until` is checked against
+/// the stash's, so both backends forget at the same moment.
+fn gone_error(reply: &[Vec<u8>], now: UnixMillis) -> StashError {
     let remembered = reply.get(1).and_then(|t| {
-        let t = std::str::from_utf8(t).ok()?;
-        let (reason, at) = t.split_once(':')?;
-        Some((GoneReason::parse(reason)?, UnixMillis(at.parse().ok()?)))
+        let mut parts = std::str::from_utf8(t).ok()?.split(':');
+        let reason = GoneReason::parse(parts.next()?)?;
+        let at = UnixMillis(parts.next()?.parse().ok()?);
+        let until = UnixMillis(parts.next()?.parse().ok()?);
+        Some((reason, at, until))
     });
     match remembered {
-        Some((reason, at)) => reason.into_error(at),
-        None => StashError::NotFound,
+        Some((reason, at, until)) if until > now => reason.into_error(at),
+        _ => StashError::NotFound,
     }
 }
 
@@ -272,7 +276,7 @@ impl Store for RedisStore {
             Some(b"expired") => Err(StashError::Expired {
                 at: reply.get(1).map(|b| millis(b)).unwrap_or_default(),
             }),
-            _ => Err(gone_error(&reply)),
+            _ => Err(gone_error(&reply, now)),
         }
     }
 
@@ -294,7 +298,7 @@ impl Store for RedisStore {
             Some(b"expired") => Err(StashError::Expired {
                 at: reply.get(1).map(|b| millis(b)).unwrap_or_default(),
             }),
-            _ => Err(gone_error(&reply)),
+            _ => Err(gone_error(&reply, now)),
         }
     }
 
@@ -390,7 +394,7 @@ end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'ns', ARGV[3], 'ow', ARGV[4], 'su', ARGV[5],
   'ca', ARGV[6], 'exp', ARGV[7], 'st', ARGV[8])
 redis.call('PEXPIREAT', KEYS[1], ARGV[7])
-redis.call('SET', KEYS[2], 'expired:' .. ARGV[7], 'PXAT', ARGV[11])
+redis.call('SET', KEYS[2], 'expired:' .. ARGV[7] .. ':' .. ARGV[11], 'PXAT', ARGV[11])
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1] .. ':' .. #ARGV[2])
 if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
@@ -420,10 +424,12 @@ redis.call('DECRBY', KEYS[4], #e[1])
 local now = tonumber(ARGV[2])
 local expires = tonumber(e[6])
 if expires <= now then
-  redis.call('SET', KEYS[2], 'expired:' .. e[6], 'PXAT', string.format('%d', expires + tonumber(ARGV[4])))
+  local keep_until = string.format('%d', expires + tonumber(ARGV[4]))
+  redis.call('SET', KEYS[2], 'expired:' .. e[6] .. ':' .. keep_until, 'PXAT', keep_until)
   return {'expired', e[6]}
 end
-redis.call('SET', KEYS[2], 'consumed:' .. ARGV[2], 'PXAT', string.format('%d', now + tonumber(ARGV[4])))
+local keep_until = string.format('%d', now + tonumber(ARGV[4]))
+redis.call('SET', KEYS[2], 'consumed:' .. ARGV[2] .. ':' .. keep_until, 'PXAT', keep_until)
 return {'ok', e[1], e[2], e[3], e[5], e[6]}
 "#;
 
@@ -453,10 +459,12 @@ redis.call('DECRBY', KEYS[4], #e[1])
 local now = tonumber(ARGV[2])
 local expires = tonumber(e[4])
 if expires <= now then
-  redis.call('SET', KEYS[2], 'expired:' .. e[4], 'PXAT', string.format('%d', expires + tonumber(ARGV[4])))
+  local keep_until = string.format('%d', expires + tonumber(ARGV[4]))
+  redis.call('SET', KEYS[2], 'expired:' .. e[4] .. ':' .. keep_until, 'PXAT', keep_until)
   return 0
 end
-redis.call('SET', KEYS[2], 'deleted:' .. ARGV[2], 'PXAT', string.format('%d', now + tonumber(ARGV[4])))
+local keep_until = string.format('%d', now + tonumber(ARGV[4]))
+redis.call('SET', KEYS[2], 'deleted:' .. ARGV[2] .. ':' .. keep_until, 'PXAT', keep_until)
 return 1
 "#;
 
@@ -488,8 +496,8 @@ for _, m in ipairs(members) do
     if e[2] ~= '' then
       redis.call('ZREM', ARGV[3] .. 'o:' .. #e[1] .. ':' .. e[1] .. ':' .. e[2], h)
     end
-    redis.call('SET', ARGV[3] .. 't:' .. h, 'expired:' .. e[3], 'PXAT',
-      string.format('%d', tonumber(e[3]) + tonumber(ARGV[4])))
+    local keep_until = string.format('%d', tonumber(e[3]) + tonumber(ARGV[4]))
+    redis.call('SET', ARGV[3] .. 't:' .. h, 'expired:' .. e[3] .. ':' .. keep_until, 'PXAT', keep_until)
   end
   redis.call('ZREM', KEYS[1], m)
   redis.call('DECRBY', KEYS[2], tonumber(string.sub(m, sep + 1)))

@@ -1,1 +1,10 @@
+//! The token stash's integration tests: one binary, one module per concern.
 
+mod admin;
+mod concurrency;
+mod conformance;
+mod contract;
+mod durability;
+mod mtls;
+mod peers;
+mod support;

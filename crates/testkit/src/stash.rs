@@ -1,0 +1,191 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tessera_clock::{SharedClock, SystemClock};
+use tessera_mtls::AccessPolicy;
+use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
+use tessera_token_stash::config::{Backend, PeerConfig, StashConfig};
+use tessera_token_stash::server::{self, Listeners};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::TestPki;
+
+/// Builds a [`StashHarness`]: an in-process token stash on loopback port 0.
+#[derive(Debug)]
+pub struct StashHarnessBuilder {
+    pki: Arc<TestPki>,
+    config: StashConfig,
+    clock: SharedClock,
+    listeners: Option<Listeners>,
+    data_dir: Option<PathBuf>,
+}
+
+/// A token stash running in this process, stopped on [`StashHarness::shutdown`] or drop.
+#[derive(Debug)]
+pub struct StashHarness {
+    /// Where gRPC is served.
+    pub grpc_addr: SocketAddr,
+    /// Where the admin port is served.
+    pub admin_addr: SocketAddr,
+    /// The cumulative count of purged entries, updated by the purge task.
+    pub purged: watch::Receiver<u64>,
+    pki: Arc<TestPki>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), tessera_token_stash::StashError>>>,
+    _state_dir: tempfile::TempDir,
+}
+
+/// Binds loopback port 0 for gRPC and admin.
+pub async fn bind_loopback() -> anyhow::Result<Listeners> {
+    Ok(Listeners {
+        grpc: TcpListener::bind("127.0.0.1:0").await?,
+        admin: TcpListener::bind("127.0.0.1:0").await?,
+    })
+}
+
+impl StashHarness {
+    /// A builder for a stash in datacenter `dc1` on the embedded backend.
+    pub fn builder(pki: Arc<TestPki>) -> StashHarnessBuilder {
+        let mut config = StashConfig::default();
+        config.tls.dev_pki_dir = pki.dir().to_owned();
+        StashHarnessBuilder {
+            pki,
+            config,
+            clock: SystemClock::shared(),
+            listeners: None,
+            data_dir: None,
+        }
+    }
+
+    /// Sockets bound ahead of start, so that peers can be told each other's addresses.
+    pub async fn bind() -> anyhow::Result<Listeners> {
+        bind_loopback().await
+    }
+
+    /// A client presenting the certificate of `service` (e.g. `login`).
+    pub async fn client(&self, service: &str) -> anyhow::Result<TokenStashClient<Channel>> {
+        let channel = self.pki.channel(&self.pki.files(service), self.grpc_addr).await?;
+        Ok(TokenStashClient::new(channel))
+    }
+
+    /// The PKI this stash trusts.
+    pub fn pki(&self) -> &Arc<TestPki> {
+        &self.pki
+    }
+
+    /// Asks the stash to stop, waits for requests in flight and the store to close.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StashHarness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl StashHarnessBuilder {
+    /// Sets the datacenter id.
+    pub fn datacenter(mut self, dc: &str) -> Self {
+        self.config.datacenter = dc
+            .try_into()
+            .unwrap_or_else(|e| panic!("test datacenter {dc:?}: {e}"));
+        self
+    }
+
+    /// Uses the Redis backend at `url`, under its own key prefix.
+    pub fn redis(mut self, url: &str, key_prefix: &str) -> Self {
+        self.config.storage.backend = Backend::Redis;
+        self.config.storage.redis_url = url.to_owned();
+        self.config.storage.redis_key_prefix = key_prefix.to_owned();
+        self
+    }
+
+    /// Keeps the embedded backend's data in `dir` (to reopen it later).
+    pub fn data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(dir);
+        self
+    }
+
+    /// Limits the stash to `entries` live entries.
+    pub fn capacity(mut self, entries: u64) -> Self {
+        self.config.storage.capacity_entries = entries;
+        self
+    }
+
+    /// Uses `clock` for expiry.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the access policy.
+    pub fn access(mut self, access: AccessPolicy) -> Self {
+        self.config.access = access;
+        self
+    }
+
+    /// Adds a peer stash for datacenter `dc` at `addr`.
+    pub fn peer(mut self, dc: &str, addr: SocketAddr) -> Self {
+        self.config.peers.insert(
+            dc.to_owned(),
+            PeerConfig {
+                url: format!("https://{addr}"),
+                server_name: "token-stash".into(),
+            },
+        );
+        self
+    }
+
+    /// Serves on sockets bound earlier with [`StashHarness::bind`].
+    pub fn listeners(mut self, listeners: Listeners) -> Self {
+        self.listeners = Some(listeners);
+        self
+    }
+
+    /// Starts the stash; returns once it is ready to answer.
+    pub async fn start(mut self) -> anyhow::Result<StashHarness> {
+        let state_dir = tempfile::tempdir()?;
+        self.config.storage.data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.path().join("data"));
+        self.config.tokens.seal_key_file = state_dir.path().join("seal.key");
+        self.config.validate()?;
+        let listeners = match self.listeners.take() {
+            Some(listeners) => listeners,
+            None => bind_loopback().await?,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let started = server::start(self.config, self.clock, listeners, async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        let grpc_addr = started.grpc_addr;
+        let admin_addr = started.admin_addr;
+        let purged = started.purged.clone();
+        let task = tokio::spawn(started.serve());
+        Ok(StashHarness {
+            grpc_addr,
+            admin_addr,
+            purged,
+            pki: self.pki,
+            stop: Some(stop),
+            task: Some(task),
+            _state_dir: state_dir,
+        })
+    }
+}

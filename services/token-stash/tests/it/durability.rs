@@ -1,0 +1,128 @@
+//! Crash safety of the real binary: an acknowledged write survives `kill -9`, and a
+//! consumed code stays consumed. Also: SIGTERM is a clean stop.
+
+use std::path::Path;
+
+use tessera_proto::stash::v1 as pb;
+use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
+use tessera_testkit::{RedisServer, ServiceProcess, TestPki};
+use tonic::transport::Channel;
+use tonic::Code;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_tessera-token-stash");
+
+async fn start(pki: &TestPki, state: &Path, redis: Option<&RedisServer>) -> ServiceProcess {
+    let mut env = vec![
+        ("TESSERA_STASH__LISTEN", "127.0.0.1:0".to_owned()),
+        ("TESSERA_STASH__ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+        ("TESSERA_STASH__STORAGE__DATA_DIR", state.join("data").display().to_string()),
+        ("TESSERA_STASH__TOKENS__SEAL_KEY_FILE", state.join("seal.key").display().to_string()),
+        ("TESSERA_STASH__TLS__DEV_PKI_DIR", pki.dir().display().to_string()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    if let Some(redis) = redis {
+        env.push(("TESSERA_STASH__STORAGE__BACKEND", "redis".to_owned()));
+        env.push(("TESSERA_STASH__STORAGE__REDIS_URL", redis.url()));
+    }
+    ServiceProcess::spawn(Path::new(BINARY), &["serve"], &env)
+        .await
+        .expect("stash process starts")
+}
+
+async fn client(pki: &TestPki, process: &ServiceProcess) -> TokenStashClient<Channel> {
+    let addr = process.addr("grpc").expect("grpc address");
+    TokenStashClient::new(pki.channel(&pki.files("login"), addr).await.expect("channel"))
+}
+
+fn put(single_use: bool, owner: &str) -> pb::PutRequest {
+    pb::PutRequest {
+        namespace: if single_use { "code" } else { "session" }.into(),
+        value: b"must survive".to_vec(),
+        ttl_seconds: 3600,
+        single_use,
+        owner: owner.into(),
+    }
+}
+
+async fn acknowledged_writes_survive_kill_9(redis: Option<&RedisServer>) {
+    let pki = TestPki::new().expect("pki");
+    let state = tempfile::tempdir().expect("state dir");
+    let process = start(&pki, state.path(), redis).await;
+    let mut stash = client(&pki, &process).await;
+
+    let mut codes = Vec::new();
+    let mut sessions = Vec::new();
+    for _ in 0..100 {
+        codes.push(stash.put(put(true, "")).await.expect("put").into_inner().token);
+        sessions.push(stash.put(put(false, "grace")).await.expect("put").into_inner().token);
+    }
+    let (taken, kept) = codes.split_at(10);
+    for token in taken {
+        stash.take(pb::TakeRequest { token: token.clone() }).await.expect("take");
+    }
+    // Straight after the last acknowledgement: no clean shutdown, no flush.
+    process.kill_hard().await.expect("kill -9");
+
+    let process = start(&pki, state.path(), redis).await;
+    let mut stash = client(&pki, &process).await;
+    for token in kept {
+        let entry = stash.take(pb::TakeRequest { token: token.clone() }).await.expect("code survived");
+        assert_eq!(entry.into_inner().value, b"must survive");
+    }
+    for token in taken {
+        let status = stash.take(pb::TakeRequest { token: token.clone() }).await.expect_err("still consumed");
+        assert_eq!(status.code(), Code::FailedPrecondition);
+    }
+    for token in &sessions {
+        stash.get(pb::GetRequest { token: token.clone() }).await.expect("session survived");
+    }
+    let listed = stash
+        .list_by_owner(pb::ListByOwnerRequest { namespace: "session".into(), owner: "grace".into() })
+        .await
+        .expect("list")
+        .into_inner()
+        .tokens;
+    assert_eq!(listed.len(), sessions.len());
+    process.kill_hard().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_acknowledged_writes_survive_kill_9() {
+    acknowledged_writes_survive_kill_9(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_acknowledged_writes_survive_kill_9() {
+    let redis = RedisServer::start().await.expect("redis");
+    acknowledged_writes_survive_kill_9(Some(&redis)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_stash_cleanly() {
+    let pki = TestPki::new().expect("pki");
+    let state = tempfile::tempdir().expect("state dir");
+    let process = start(&pki, state.path(), None).await;
+    let mut stash = client(&pki, &process).await;
+    let token = stash.put(put(false, "")).await.expect("put").into_inner().token;
+    let status = process.terminate().await.expect("terminates");
+    assert!(status.success(), "exit status {status}");
+
+    // A clean stop releases the data directory, and the data is there.
+    let process = start(&pki, state.path(), None).await;
+    let mut stash = client(&pki, &process).await;
+    stash.get(pb::GetRequest { token }).await.expect("kept across a clean restart");
+    process.terminate().await.expect("terminates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_configuration_is_refused_with_the_key_named() {
+    let output = tokio::process::Command::new(BINARY)
+        .args(["check-config"])
+        .env("TESSERA_STASH__STORAGE__CAPACITY_ENTRIES", "0")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("storage.capacity_entries"), "{stderr}");
+}

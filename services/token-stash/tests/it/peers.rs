@@ -1,0 +1,130 @@
+//! Two datacenters: a token is usable in the other DC the moment it is minted, single-use
+//! takes run at the token's home, and an unreachable home is UNAVAILABLE, never NOT_FOUND.
+
+use std::sync::Arc;
+
+use tessera_proto::stash::v1 as pb;
+use tessera_testkit::{StashHarness, TestPki};
+use tonic::Code;
+
+struct TwoDatacenters {
+    a: StashHarness,
+    b: StashHarness,
+}
+
+async fn two_datacenters() -> TwoDatacenters {
+    let pki = Arc::new(TestPki::new().expect("pki"));
+    let (listeners_a, listeners_b) = (StashHarness::bind().await.expect("bind"), StashHarness::bind().await.expect("bind"));
+    let (addr_a, addr_b) = (
+        listeners_a.grpc.local_addr().expect("addr"),
+        listeners_b.grpc.local_addr().expect("addr"),
+    );
+    let a = StashHarness::builder(pki.clone())
+        .datacenter("dc-a")
+        .peer("dc-b", addr_b)
+        .listeners(listeners_a)
+        .start()
+        .await
+        .expect("dc-a starts");
+    let b = StashHarness::builder(pki)
+        .datacenter("dc-b")
+        .peer("dc-a", addr_a)
+        .listeners(listeners_b)
+        .start()
+        .await
+        .expect("dc-b starts");
+    TwoDatacenters { a, b }
+}
+
+fn put(single_use: bool) -> pb::PutRequest {
+    pb::PutRequest {
+        namespace: if single_use { "code" } else { "session" }.into(),
+        value: b"minted in dc-a".to_vec(),
+        ttl_seconds: 60,
+        single_use,
+        owner: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_minted_in_one_dc_is_taken_in_the_other_at_once() {
+    let dcs = two_datacenters().await;
+    let mut in_a = dcs.a.client("login").await.expect("client");
+    let mut in_b = dcs.b.client("login").await.expect("client");
+    let token = in_a.put(put(true)).await.expect("put").into_inner().token;
+    assert!(token.starts_with("dc-a."));
+
+    let taken = in_b.take(pb::TakeRequest { token: token.clone() }).await.expect("taken via dc-b");
+    assert_eq!(taken.into_inner().value, b"minted in dc-a");
+
+    // The take ran at home: dc-a knows the token is consumed, from either side.
+    for client in [&mut in_a, &mut in_b] {
+        let status = client.take(pb::TakeRequest { token: token.clone() }).await.expect_err("once only");
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("consumed"), "{}", status.message());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_takes_across_dcs_have_one_winner() {
+    let dcs = two_datacenters().await;
+    let mut in_a = dcs.a.client("login").await.expect("client");
+    let in_b = dcs.b.client("login").await.expect("client");
+    for _ in 0..50 {
+        let token = in_a.put(put(true)).await.expect("put").into_inner().token;
+        let racers: Vec<_> = (0..16)
+            .map(|i| {
+                let mut client = if i % 2 == 0 { in_a.clone() } else { in_b.clone() };
+                let token = token.clone();
+                tokio::spawn(async move { client.take(pb::TakeRequest { token }).await.is_ok() })
+            })
+            .collect();
+        let mut winners = 0;
+        for racer in racers {
+            winners += usize::from(racer.await.expect("task"));
+        }
+        assert_eq!(winners, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_minted_in_one_dc_is_readable_and_deletable_in_the_other() {
+    let dcs = two_datacenters().await;
+    let mut in_a = dcs.a.client("session-jwt").await.expect("client");
+    let mut in_b = dcs.b.client("session-jwt").await.expect("client");
+    let token = in_a.put(put(false)).await.expect("put").into_inner().token;
+    let got = in_b.get(pb::GetRequest { token: token.clone() }).await.expect("read via dc-b");
+    assert_eq!(got.into_inner().value, b"minted in dc-a");
+    assert!(in_b.delete(pb::DeleteRequest { token: token.clone() }).await.expect("delete").into_inner().existed);
+    let status = in_a.get(pb::GetRequest { token }).await.expect_err("deleted at home");
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_home_dc_is_unavailable_and_named() {
+    let pki = Arc::new(TestPki::new().expect("pki"));
+    // An address nobody listens on: bind, note it, and close it again.
+    let vacant = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let vacant_addr = vacant.local_addr().expect("addr");
+    drop(vacant);
+    let b = StashHarness::builder(pki)
+        .datacenter("dc-b")
+        .peer("dc-a", vacant_addr)
+        .start()
+        .await
+        .expect("dc-b starts");
+    let mut in_b = b.client("login").await.expect("client");
+    let token = "dc-a.AAAAAAAAAAAAAAAAAAAAAA".to_owned();
+    let status = in_b.take(pb::TakeRequest { token: token.clone() }).await.expect_err("home is down");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("dc-a"), "{}", status.message());
+    let status = in_b.get(pb::GetRequest { token }).await.expect_err("home is down");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+
+    let status = in_b
+        .take(pb::TakeRequest { token: "dc-z.AAAAAAAAAAAAAAAAAAAAAA".into() })
+        .await
+        .expect_err("no such peer");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("dc-z"), "{}", status.message());
+}
