@@ -160,7 +160,9 @@ impl DevPki {
             }
             ca
         };
-        let pki = DevPki { dir: dir.to_owned() };
+        let pki = DevPki {
+            dir: dir.to_owned(),
+        };
         for service in DEV_SERVICES {
             let identity = ServiceIdentity::parse(service)?;
             let files = pki.files_for(&identity);
@@ -253,6 +255,9 @@ mod tests {
         let login = ServiceIdentity::parse("login").expect("name");
         let issued = ca.issue(&login).expect("issued");
         let (_, pem) = x509_parser::pem::parse_x509_pem(issued.cert_pem.as_bytes()).expect("pem");
-        assert_eq!(identity_of_certificate(&pem.contents).expect("identity"), login);
+        assert_eq!(
+            identity_of_certificate(&pem.contents).expect("identity"),
+            login
+        );
     }
 }

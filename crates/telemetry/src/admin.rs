@@ -69,7 +69,10 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
     let body = state.metrics.render().await;
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
 }

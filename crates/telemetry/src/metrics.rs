@@ -135,7 +135,11 @@ impl Metric for LabeledCounter {
         header(out, self.name, self.help, "counter");
         if let Ok(values) = self.values.lock() {
             for (value, count) in values.iter() {
-                let _ = writeln!(out, "{}{{{}=\"{}\"}} {}", self.name, self.label, value, count);
+                let _ = writeln!(
+                    out,
+                    "{}{{{}=\"{}\"}} {}",
+                    self.name, self.label, value, count
+                );
             }
         }
     }
@@ -249,7 +253,8 @@ mod tests {
     fn renders_prometheus_text() {
         let registry = Registry::default();
         let puts = registry.register(Counter::new("puts_total", "Puts."));
-        let failures = registry.register(LabeledCounter::new("failures_total", "Failures.", "reason"));
+        let failures =
+            registry.register(LabeledCounter::new("failures_total", "Failures.", "reason"));
         let latency = registry.register(Histogram::new("latency_seconds", "Latency.", &[0.1, 1.0]));
         puts.inc();
         failures.inc("capacity");
@@ -257,9 +262,18 @@ mod tests {
         latency.observe(Duration::from_millis(500));
         let text = registry.render();
         assert!(text.contains("puts_total 1\n"), "{text}");
-        assert!(text.contains("failures_total{reason=\"capacity\"} 2\n"), "{text}");
-        assert!(text.contains("latency_seconds_bucket{le=\"0.1\"} 0\n"), "{text}");
-        assert!(text.contains("latency_seconds_bucket{le=\"1\"} 1\n"), "{text}");
+        assert!(
+            text.contains("failures_total{reason=\"capacity\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latency_seconds_bucket{le=\"0.1\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latency_seconds_bucket{le=\"1\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("latency_seconds_count 1\n"), "{text}");
     }
 }

@@ -56,3 +56,56 @@ pub fn propagate(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, 
     inject_current(request.metadata_mut());
     Ok(request)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    fn with_otel_subscriber(test: impl FnOnce()) {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, test);
+    }
+
+    #[test]
+    fn incoming_traceparent_becomes_the_parent_of_the_request_span() {
+        with_otel_subscriber(|| {
+            let request = http::Request::builder()
+                .uri("/tessera.stash.v1.TokenStash/Take")
+                .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
+                .body(())
+                .expect("request");
+            let span = grpc_server_span(&request);
+            let trace_id = span.context().span().span_context().trace_id().to_string();
+            assert_eq!(trace_id, TRACE_ID);
+        });
+    }
+
+    #[test]
+    fn outgoing_metadata_carries_the_current_trace() {
+        with_otel_subscriber(|| {
+            let request = http::Request::builder()
+                .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
+                .body(())
+                .expect("request");
+            let span = grpc_server_span(&request);
+            let _entered = span.enter();
+            let forwarded = propagate(tonic::Request::new(())).expect("interceptor");
+            let traceparent = forwarded
+                .metadata()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            assert!(traceparent.contains(TRACE_ID), "{traceparent:?}");
+        });
+    }
+}

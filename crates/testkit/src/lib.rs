@@ -5,12 +5,14 @@
 //! address from the server itself, so tests never guess ports and never race each other.
 
 mod http;
+mod otlp;
 mod pki;
 mod process;
 mod redis_server;
 mod stash;
 
 pub use http::{http_get, HttpResponse};
+pub use otlp::{OtlpCollector, ReceivedSpan};
 pub use pki::TestPki;
 pub use process::ServiceProcess;
 pub use redis_server::RedisServer;

@@ -33,7 +33,11 @@ impl TestPki {
     pub fn files_from_another_ca(&self, service: &str) -> anyhow::Result<TlsFiles> {
         let rogue = DevCa::generate("Some other CA")?;
         let issued = rogue.issue(&identity(service))?;
-        self.write_files(&format!("rogue-{service}"), &issued.cert_pem, &issued.key_pem)
+        self.write_files(
+            &format!("rogue-{service}"),
+            &issued.cert_pem,
+            &issued.key_pem,
+        )
     }
 
     /// Files for `service` from the trusted CA whose certificate expired yesterday.
@@ -49,7 +53,11 @@ impl TestPki {
             now - Duration::days(30),
             now - Duration::days(1),
         )?;
-        self.write_files(&format!("expired-{service}"), &issued.cert_pem, &issued.key_pem)
+        self.write_files(
+            &format!("expired-{service}"),
+            &issued.cert_pem,
+            &issued.key_pem,
+        )
     }
 
     fn write_files(&self, stem: &str, cert_pem: &str, key_pem: &str) -> anyhow::Result<TlsFiles> {
@@ -66,7 +74,11 @@ impl TestPki {
 
     /// A connected mutual-TLS channel to `addr` presenting `files`, checking the server
     /// is `token-stash`.
-    pub async fn channel(&self, files: &TlsFiles, addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    pub async fn channel(
+        &self,
+        files: &TlsFiles,
+        addr: std::net::SocketAddr,
+    ) -> anyhow::Result<Channel> {
         Ok(Endpoint::from_shared(format!("https://{addr}"))?
             .tls_config(files.client_config("token-stash")?)?
             .connect_timeout(std::time::Duration::from_secs(5))

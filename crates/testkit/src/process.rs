@@ -17,7 +17,11 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     /// Runs `binary args…` with `env` and waits for its ready line.
-    pub async fn spawn(binary: &Path, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Self> {
+    pub async fn spawn(
+        binary: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(binary);
         command
             .args(args)

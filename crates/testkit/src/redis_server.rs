@@ -49,7 +49,10 @@ impl RedisServer {
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(WAIT_LIMIT, async {
             while let Some(line) = lines.next_line().await? {
-                if line.to_ascii_lowercase().contains("ready to accept connections") {
+                if line
+                    .to_ascii_lowercase()
+                    .contains("ready to accept connections")
+                {
                     return Ok(true);
                 }
             }

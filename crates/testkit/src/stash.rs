@@ -68,7 +68,10 @@ impl StashHarness {
 
     /// A client presenting the certificate of `service` (e.g. `login`).
     pub async fn client(&self, service: &str) -> anyhow::Result<TokenStashClient<Channel>> {
-        let channel = self.pki.channel(&self.pki.files(service), self.grpc_addr).await?;
+        let channel = self
+            .pki
+            .channel(&self.pki.files(service), self.grpc_addr)
+            .await?;
         Ok(TokenStashClient::new(channel))
     }
 

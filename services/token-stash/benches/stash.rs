@@ -1,1 +1,279 @@
-fn main() {}
+//! Put+take pairs per second and latency through the gRPC+mTLS stash, on each backend,
+//! against raw Redis `SET PX` + `GETDEL` through the same Redis client library, all in one
+//! run on one machine. Run with `just bench` (or `cargo bench -p tessera-token-stash`).
+//!
+//! Every figure comes from this one process, so the ratios hold however busy the machine
+//! is; the absolute numbers do not travel.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use redis::aio::MultiplexedConnection;
+use tessera_clock::{Clock, SystemClock};
+use tessera_proto::stash::v1 as pb;
+use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
+use tessera_testkit::{RedisServer, StashHarness, TestPki};
+use tessera_token_stash::store::{EmbeddedStore, EmbeddedStoreOptions};
+use tessera_token_stash::{DatacenterId, PutInput, Stash, StashMetrics, TokenSealer};
+use tonic::transport::Channel;
+
+/// Bytes per value: about a login code's record.
+const VALUE_BYTES: usize = 256;
+/// (concurrent callers, pairs in all) for each measured row.
+const LOADS: &[(usize, usize)] = &[(1, 2_000), (32, 20_000)];
+/// gRPC connections shared by the callers, as a service's client pool would.
+const CHANNELS: usize = 4;
+
+struct Row {
+    name: &'static str,
+    callers: usize,
+    pairs: usize,
+    seconds: f64,
+    latency: Histogram<u64>,
+}
+
+impl Row {
+    fn pairs_per_second(&self) -> f64 {
+        self.pairs as f64 / self.seconds
+    }
+}
+
+/// Runs `pairs` put+take pairs from `callers` concurrent tasks; `pair(i)` does one.
+async fn measure<F, Fut>(name: &'static str, callers: usize, pairs: usize, pair: F) -> Row
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let pair = Arc::new(pair);
+    // Warm up connections and caches; not measured.
+    for i in 0..50 {
+        pair(i).await;
+    }
+    let clock = SystemClock;
+    let started = clock.instant();
+    let tasks: Vec<_> = (0..callers)
+        .map(|caller| {
+            let pair = pair.clone();
+            tokio::spawn(async move {
+                let mut latency = Histogram::<u64>::new(3).expect("histogram");
+                let clock = SystemClock;
+                let mut i = caller;
+                while i < pairs {
+                    let one = clock.instant();
+                    pair(i).await;
+                    let micros = u64::try_from(one.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    latency.record(micros.max(1)).expect("record");
+                    i += callers;
+                }
+                latency
+            })
+        })
+        .collect();
+    let mut latency = Histogram::<u64>::new(3).expect("histogram");
+    for task in tasks {
+        latency.add(task.await.expect("caller")).expect("merge");
+    }
+    Row {
+        name,
+        callers,
+        pairs,
+        seconds: started.elapsed().as_secs_f64(),
+        latency,
+    }
+}
+
+async fn raw_redis(connection: MultiplexedConnection, callers: usize, pairs: usize) -> Row {
+    let value = Arc::new(vec![7u8; VALUE_BYTES]);
+    measure("raw Redis SET PX + GETDEL", callers, pairs, move |i| {
+        let (mut connection, value) = (connection.clone(), value.clone());
+        async move {
+            let key = format!("bench:raw:{i}:{}", SystemClock.now().0);
+            let _: () = redis::cmd("SET")
+                .arg(&key)
+                .arg(value.as_slice())
+                .arg("PX")
+                .arg(60_000)
+                .query_async(&mut connection)
+                .await
+                .expect("SET");
+            let got: Vec<u8> = redis::cmd("GETDEL")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+                .expect("GETDEL");
+            assert_eq!(got.len(), VALUE_BYTES);
+        }
+    })
+    .await
+}
+
+async fn through_stash(
+    name: &'static str,
+    clients: Vec<TokenStashClient<Channel>>,
+    callers: usize,
+    pairs: usize,
+) -> Row {
+    let value = Arc::new(vec![7u8; VALUE_BYTES]);
+    measure(name, callers, pairs, move |i| {
+        let mut client = clients[i % clients.len()].clone();
+        let value = value.clone();
+        async move {
+            let token = client
+                .put(pb::PutRequest {
+                    namespace: "code".into(),
+                    value: value.to_vec(),
+                    ttl_seconds: 60,
+                    single_use: true,
+                    owner: String::new(),
+                })
+                .await
+                .expect("put")
+                .into_inner()
+                .token;
+            let taken = client.take(pb::TakeRequest { token }).await.expect("take");
+            assert_eq!(taken.into_inner().value.len(), VALUE_BYTES);
+        }
+    })
+    .await
+}
+
+async fn in_process(stash: Arc<Stash<EmbeddedStore>>, callers: usize, pairs: usize) -> Row {
+    measure(
+        "embedded store in process (no gRPC)",
+        callers,
+        pairs,
+        move |_| {
+            let stash = stash.clone();
+            async move {
+                let input =
+                    PutInput::parse("code", vec![7u8; VALUE_BYTES], 60, true, "").expect("input");
+                let (token, _) = stash.put(input).await.expect("put");
+                assert_eq!(
+                    stash.take(&token).await.expect("take").value.len(),
+                    VALUE_BYTES
+                );
+            }
+        },
+    )
+    .await
+}
+
+async fn transport_floor(
+    clients: Vec<TokenStashClient<Channel>>,
+    callers: usize,
+    pairs: usize,
+) -> Row {
+    measure("gRPC+mTLS floor: 2 Stats calls", callers, pairs, move |i| {
+        let mut client = clients[i % clients.len()].clone();
+        async move {
+            client.stats(pb::StatsRequest {}).await.expect("stats");
+            client.stats(pb::StatsRequest {}).await.expect("stats");
+        }
+    })
+    .await
+}
+
+async fn clients(harness: &StashHarness) -> Vec<TokenStashClient<Channel>> {
+    let mut clients = Vec::new();
+    for _ in 0..CHANNELS {
+        clients.push(harness.client("login").await.expect("client"));
+    }
+    clients
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        eprintln!("starting redis-server (appendonly, appendfsync always) and two stashes…");
+        let redis = RedisServer::start().await.expect("redis-server");
+        let raw = redis::Client::open(redis.url())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let pki = Arc::new(TestPki::new().expect("pki"));
+        let embedded = StashHarness::builder(pki.clone())
+            .start()
+            .await
+            .expect("embedded stash");
+        let on_redis = StashHarness::builder(pki)
+            .redis(&redis.url(), "bench:stash:")
+            .start()
+            .await
+            .expect("redis stash");
+        let (embedded_clients, redis_clients) =
+            (clients(&embedded).await, clients(&on_redis).await);
+        let store_dir = tempfile::tempdir().expect("dir");
+        let store = EmbeddedStore::open(
+            EmbeddedStoreOptions::new(store_dir.path()),
+            SystemClock.now(),
+        )
+        .await
+        .expect("store");
+        let direct = Arc::new(Stash::new(
+            store,
+            DatacenterId::try_from("dc1").expect("dc"),
+            TokenSealer::random().expect("sealer"),
+            SystemClock::shared(),
+            Arc::new(StashMetrics::new()),
+        ));
+
+        let mut rows = Vec::new();
+        for &(callers, pairs) in LOADS {
+            eprintln!("{callers} caller(s), {pairs} pairs: raw Redis…");
+            let baseline = raw_redis(raw.clone(), callers, pairs).await;
+            eprintln!("{callers} caller(s), {pairs} pairs: stash on Redis…");
+            let stash_redis = through_stash(
+                "stash (gRPC+mTLS) on Redis",
+                redis_clients.clone(),
+                callers,
+                pairs,
+            )
+            .await;
+            eprintln!("{callers} caller(s), {pairs} pairs: stash embedded…");
+            let stash_embedded = through_stash(
+                "stash (gRPC+mTLS) embedded",
+                embedded_clients.clone(),
+                callers,
+                pairs,
+            )
+            .await;
+            eprintln!("{callers} caller(s), {pairs} pairs: embedded store in process…");
+            let direct_row = in_process(direct.clone(), callers, pairs).await;
+            eprintln!("{callers} caller(s), {pairs} pairs: transport floor…");
+            let floor = transport_floor(embedded_clients.clone(), callers, pairs).await;
+            rows.push((
+                baseline,
+                vec![stash_redis, stash_embedded, direct_row, floor],
+            ));
+        }
+
+        println!();
+        println!(
+            "| path | callers | pairs | pairs/s | p50 µs | p99 µs | time per pair vs raw Redis |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for (baseline, others) in &rows {
+            for row in std::iter::once(baseline).chain(others) {
+                println!(
+                    "| {} | {} | {} | {:.0} | {} | {} | {:.2}x |",
+                    row.name,
+                    row.callers,
+                    row.pairs,
+                    row.pairs_per_second(),
+                    row.latency.value_at_quantile(0.5),
+                    row.latency.value_at_quantile(0.99),
+                    baseline.pairs_per_second() / row.pairs_per_second(),
+                );
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), embedded.shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), on_redis.shutdown()).await;
+        redis.stop().await;
+    });
+}

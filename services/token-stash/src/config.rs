@@ -64,6 +64,15 @@ pub enum Backend {
     Redis,
 }
 
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Embedded => "embedded",
+            Backend::Redis => "redis",
+        })
+    }
+}
+
 /// The `[storage]` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -243,7 +252,10 @@ impl StashConfig {
             None => String::new(),
         };
         let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
-            StashError::Config(format!("{}: {e}", path.map(|p| p.display().to_string()).unwrap_or_default()))
+            StashError::Config(format!(
+                "{}: {e}",
+                path.map(|p| p.display().to_string()).unwrap_or_default()
+            ))
         })?;
         for (name, raw) in env {
             if let Some(key_path) = name.strip_prefix(ENV_PREFIX) {
@@ -273,7 +285,8 @@ impl StashConfig {
         }
         if self.storage.backend == Backend::Redis && self.storage.redis_url.is_empty() {
             return Err(StashError::Config(
-                "storage.redis_url is empty; set it to the Redis URL, e.g. redis://127.0.0.1:6379".into(),
+                "storage.redis_url is empty; set it to the Redis URL, e.g. redis://127.0.0.1:6379"
+                    .into(),
             ));
         }
         for (dc, peer) in &self.peers {
@@ -359,8 +372,11 @@ mod tests {
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("stash.toml");
-        std::fs::write(&path, "datacenter = \"dc-a\"\n[storage]\ncapacity_entries = 5\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "datacenter = \"dc-a\"\n[storage]\ncapacity_entries = 5\n",
+        )
+        .expect("write");
         let config = StashConfig::load(
             Some(&path),
             env(&[
@@ -377,12 +393,21 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let err = StashConfig::load(None, env(&[("TESSERA_STASH__STORAGE__BACKEND", "memcached")]))
-            .expect_err("unknown backend");
+        let err = StashConfig::load(
+            None,
+            env(&[("TESSERA_STASH__STORAGE__BACKEND", "memcached")]),
+        )
+        .expect_err("unknown backend");
         assert!(err.to_string().contains("memcached"), "{err}");
-        let err = StashConfig::load(None, env(&[("TESSERA_STASH__STORAGE__CAPACITY_ENTRIES", "0")]))
-            .expect_err("zero capacity");
-        assert!(err.to_string().contains("storage.capacity_entries"), "{err}");
+        let err = StashConfig::load(
+            None,
+            env(&[("TESSERA_STASH__STORAGE__CAPACITY_ENTRIES", "0")]),
+        )
+        .expect_err("zero capacity");
+        assert!(
+            err.to_string().contains("storage.capacity_entries"),
+            "{err}"
+        );
         let err = StashConfig::load(None, env(&[("TESSERA_STASH__LISTEN_ADDR", "x")]))
             .expect_err("unknown key");
         assert!(err.to_string().contains("listen_addr"), "{err}");

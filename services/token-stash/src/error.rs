@@ -27,7 +27,9 @@ pub enum StashError {
     #[error("token not found: it was deleted (for example by a logout); start the flow that issued it again")]
     Deleted,
     /// The single-use token was already taken.
-    #[error("token already used (consumed) at {at}: it works once; start the flow that issued it again")]
+    #[error(
+        "token already used (consumed) at {at}: it works once; start the flow that issued it again"
+    )]
     Consumed { at: UnixMillis },
     /// The token's time to live has passed.
     #[error("token expired at {at}: it is no longer valid; start the flow that issued it again")]

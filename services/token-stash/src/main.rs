@@ -70,18 +70,24 @@ fn dev_certs(dir: PathBuf, force: bool) -> anyhow::Result<()> {
 
 fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = StashConfig::load(config_path.as_deref(), std::env::vars())?;
-    let _telemetry = tessera_telemetry::init("token-stash", config.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // The OTLP exporter's connection lives on the runtime, so telemetry starts inside it,
+    // and its guard (declared after the runtime) is dropped first, flushing while the
+    // runtime still runs.
+    let _telemetry = {
+        let _runtime = runtime.enter();
+        tessera_telemetry::init("token-stash", config.log_format)?
+    };
     runtime.block_on(async move {
         let listeners = Listeners::bind(&config).await?;
-        let started = server::start(config, SystemClock::shared(), listeners, shutdown_signal())
-            .await?;
+        let started =
+            server::start(config, SystemClock::shared(), listeners, shutdown_signal()).await?;
         // The ready line is the contract with scripts and tests that start the binary.
         println!(
-            "tessera-token-stash ready: grpc=https://{} admin=http://{} datacenter={} backend={:?}",
+            "tessera-token-stash ready: grpc=https://{} admin=http://{} datacenter={} backend={}",
             started.grpc_addr, started.admin_addr, started.datacenter, started.backend
         );
         tracing::info!(grpc = %started.grpc_addr, admin = %started.admin_addr, "token stash ready");
@@ -95,13 +101,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

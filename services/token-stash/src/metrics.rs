@@ -47,10 +47,22 @@ impl StashMetrics {
         let registry = Registry::default();
         StashMetrics {
             puts: registry.register(Counter::new("tessera_stash_puts_total", "Values stored.")),
-            takes: registry.register(Counter::new("tessera_stash_takes_total", "Single-use values taken.")),
-            gets: registry.register(Counter::new("tessera_stash_gets_total", "Reusable values read.")),
-            deletes: registry.register(Counter::new("tessera_stash_deletes_total", "Entries deleted.")),
-            purged: registry.register(Counter::new("tessera_stash_purged_total", "Expired entries purged.")),
+            takes: registry.register(Counter::new(
+                "tessera_stash_takes_total",
+                "Single-use values taken.",
+            )),
+            gets: registry.register(Counter::new(
+                "tessera_stash_gets_total",
+                "Reusable values read.",
+            )),
+            deletes: registry.register(Counter::new(
+                "tessera_stash_deletes_total",
+                "Entries deleted.",
+            )),
+            purged: registry.register(Counter::new(
+                "tessera_stash_purged_total",
+                "Expired entries purged.",
+            )),
             failures: registry.register(LabeledCounter::new(
                 "tessera_stash_failures_total",
                 "Failed stash operations by reason.",
@@ -66,8 +78,14 @@ impl StashMetrics {
                 "Calls forwarded to the token's home datacenter, by RPC.",
                 "rpc",
             )),
-            live_entries: registry.register(Gauge::new("tessera_stash_live_entries", "Entries not yet expired.")),
-            live_bytes: registry.register(Gauge::new("tessera_stash_live_bytes", "Bytes of values not yet expired.")),
+            live_entries: registry.register(Gauge::new(
+                "tessera_stash_live_entries",
+                "Entries not yet expired.",
+            )),
+            live_bytes: registry.register(Gauge::new(
+                "tessera_stash_live_bytes",
+                "Bytes of values not yet expired.",
+            )),
             put_to_take: registry.register(Histogram::new(
                 "tessera_stash_put_to_take_seconds",
                 "Time from a value's put to its take.",

@@ -152,11 +152,22 @@ mod tests {
         let sealer = TokenSealer::random().expect("sealer");
         let (a, b) = (token(), token());
         let sealed = sealer.seal(&a).expect("sealed");
-        assert!(!sealed.windows(a.expose().len()).any(|w| w == a.expose().as_bytes()));
-        assert_eq!(sealer.open(&a.key(), &sealed).map(|t| t.key()), Some(a.key()));
-        assert!(sealer.open(&b.key(), &sealed).is_none(), "bound to its entry");
+        assert!(!sealed
+            .windows(a.expose().len())
+            .any(|w| w == a.expose().as_bytes()));
+        assert_eq!(
+            sealer.open(&a.key(), &sealed).map(|t| t.key()),
+            Some(a.key())
+        );
+        assert!(
+            sealer.open(&b.key(), &sealed).is_none(),
+            "bound to its entry"
+        );
         let other = TokenSealer::random().expect("sealer");
-        assert!(other.open(&a.key(), &sealed).is_none(), "bound to the seal key");
+        assert!(
+            other.open(&a.key(), &sealed).is_none(),
+            "bound to the seal key"
+        );
     }
 
     #[test]
@@ -168,6 +179,8 @@ mod tests {
         let again = TokenSealer::load_or_create(&path).expect("loaded");
         assert!(again.open(&TokenKey([0; 32]), &sealed).is_none());
         let t = token();
-        assert!(again.open(&t.key(), &first.seal(&t).expect("sealed")).is_some());
+        assert!(again
+            .open(&t.key(), &first.seal(&t).expect("sealed"))
+            .is_some());
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tessera_clock::{SharedClock, UnixMillis};
 
 use crate::metrics::StashMetrics;
-use crate::store::{NewEntry, Store, StoredEntry, StoreStats};
+use crate::store::{NewEntry, Store, StoreStats, StoredEntry};
 use crate::token::{check_value, Namespace, Owner, Ttl};
 use crate::{DatacenterId, StashError, Token, TokenSealer};
 

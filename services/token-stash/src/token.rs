@@ -115,9 +115,9 @@ impl TryFrom<&str> for Token {
         if text.len() > MAX_TOKEN_CHARS {
             return Err(StashError::MalformedToken("it is too long"));
         }
-        let (dc, random) = text
-            .split_once('.')
-            .ok_or(StashError::MalformedToken("it has no '.' after the datacenter id"))?;
+        let (dc, random) = text.split_once('.').ok_or(StashError::MalformedToken(
+            "it has no '.' after the datacenter id",
+        ))?;
         if DatacenterId::try_from(dc).is_err() {
             return Err(StashError::MalformedToken("its datacenter id is invalid"));
         }
@@ -128,7 +128,9 @@ impl TryFrom<&str> for Token {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(StashError::MalformedToken("its random part is not base64url"));
+            return Err(StashError::MalformedToken(
+                "its random part is not base64url",
+            ));
         }
         Ok(Token {
             text: text.to_owned(),
@@ -184,11 +186,17 @@ impl TryFrom<&str> for Namespace {
         if text.len() > MAX_NAMESPACE_BYTES {
             return Err(StashError::invalid(
                 "namespace",
-                format!("is {} bytes; the limit is {MAX_NAMESPACE_BYTES}", text.len()),
+                format!(
+                    "is {} bytes; the limit is {MAX_NAMESPACE_BYTES}",
+                    text.len()
+                ),
             ));
         }
         if text.chars().any(char::is_control) {
-            return Err(StashError::invalid("namespace", "contains control characters"));
+            return Err(StashError::invalid(
+                "namespace",
+                "contains control characters",
+            ));
         }
         Ok(Namespace(text.to_owned()))
     }
@@ -218,7 +226,10 @@ impl TryFrom<&str> for Owner {
     type Error = StashError;
     fn try_from(text: &str) -> Result<Self, StashError> {
         if text.is_empty() {
-            return Err(StashError::invalid("owner", "is empty; name the owner to list"));
+            return Err(StashError::invalid(
+                "owner",
+                "is empty; name the owner to list",
+            ));
         }
         if text.len() > MAX_OWNER_BYTES {
             return Err(StashError::invalid(
@@ -302,7 +313,13 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused() {
-        for bad in ["", "nodot", "dc-a.short", "DC.aaaaaaaaaaaaaaaaaaaaaaaa", "dc-a.aaaaaaaaaaaaaaaaaaaaaa!a"] {
+        for bad in [
+            "",
+            "nodot",
+            "dc-a.short",
+            "DC.aaaaaaaaaaaaaaaaaaaaaaaa",
+            "dc-a.aaaaaaaaaaaaaaaaaaaaaa!a",
+        ] {
             assert!(
                 matches!(Token::try_from(bad), Err(StashError::MalformedToken(_))),
                 "{bad:?} accepted"
@@ -314,7 +331,11 @@ mod tests {
     fn debug_never_shows_the_secret_part() {
         let token = Token::mint(&dc()).expect("minted");
         let shown = format!("{token:?}");
-        let secret = token.expose().split_once('.').map(|(_, r)| r).unwrap_or_default();
+        let secret = token
+            .expose()
+            .split_once('.')
+            .map(|(_, r)| r)
+            .unwrap_or_default();
         assert!(!shown.contains(secret));
     }
 

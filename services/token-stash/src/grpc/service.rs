@@ -46,7 +46,10 @@ fn entry_fields(entry: StoredEntry) -> (Vec<u8>, String, String, i64) {
 
 #[tonic::async_trait]
 impl<S: Store> TokenStash for StashService<S> {
-    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
         self.access.authorize("Put", &request)?;
         let pb::PutRequest {
             namespace,
@@ -64,7 +67,10 @@ impl<S: Store> TokenStash for StashService<S> {
         }))
     }
 
-    async fn take(&self, request: Request<pb::TakeRequest>) -> Result<Response<pb::TakeResponse>, Status> {
+    async fn take(
+        &self,
+        request: Request<pb::TakeRequest>,
+    ) -> Result<Response<pb::TakeResponse>, Status> {
         self.access.authorize("Take", &request)?;
         let token = parse_token(&request.get_ref().token)?;
         // Single-use takes always run at the home datacenter, so a token can never be
@@ -93,7 +99,10 @@ impl<S: Store> TokenStash for StashService<S> {
         }
     }
 
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         self.access.authorize("Get", &request)?;
         let token = parse_token(&request.get_ref().token)?;
         match self.peers.route(&token)? {
@@ -120,7 +129,10 @@ impl<S: Store> TokenStash for StashService<S> {
         }
     }
 
-    async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
         self.access.authorize("Delete", &request)?;
         let token = parse_token(&request.get_ref().token)?;
         match self.peers.route(&token)? {
@@ -155,7 +167,10 @@ impl<S: Store> TokenStash for StashService<S> {
         }))
     }
 
-    async fn stats(&self, request: Request<pb::StatsRequest>) -> Result<Response<pb::StatsResponse>, Status> {
+    async fn stats(
+        &self,
+        request: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsResponse>, Status> {
         self.access.authorize("Stats", &request)?;
         let stats = self.stash.stats().await?;
         Ok(Response::new(pb::StatsResponse {

@@ -197,7 +197,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete(&self, key: TokenKey, now: UnixMillis) -> Result<bool, StashError> {
-        self.write(|reply| WriteOp::Delete { key, now, reply }).await
+        self.write(|reply| WriteOp::Delete { key, now, reply })
+            .await
     }
 
     async fn list_by_owner(
@@ -216,9 +217,10 @@ impl Store for EmbeddedStore {
                 let Some(key_bytes) = row_key.value().strip_prefix(prefix.as_slice()) else {
                     break;
                 };
-                let (Ok(key), Some((expires_at, sealed))) =
-                    (<[u8; 32]>::try_from(key_bytes), split_owner_value(row_value.value()))
-                else {
+                let (Ok(key), Some((expires_at, sealed))) = (
+                    <[u8; 32]>::try_from(key_bytes),
+                    split_owner_value(row_value.value()),
+                ) else {
                     continue;
                 };
                 if expires_at > now {
@@ -355,7 +357,9 @@ fn commit_group(db: &Database, options: &EmbeddedStoreOptions, group: &mut Vec<W
                         now,
                         reply,
                     } => Answer::Unit(reply, tables.put(key, record, now)?),
-                    WriteOp::Take { key, now, reply } => Answer::Entry(reply, tables.take(key, now)?),
+                    WriteOp::Take { key, now, reply } => {
+                        Answer::Entry(reply, tables.take(key, now)?)
+                    }
                     WriteOp::Delete { key, now, reply } => {
                         Answer::Flag(reply, tables.delete(key, now)?)
                     }
@@ -415,8 +419,11 @@ impl<'txn> Tables<'txn> {
         let count = |name| -> Result<u64, StashError> {
             Ok(counters.get(name)?.map(|v| v.value()).unwrap_or(0))
         };
-        let (live_entries, live_bytes, tombstone_count) =
-            (count(LIVE_ENTRIES)?, count(LIVE_BYTES)?, count(TOMBSTONE_COUNT)?);
+        let (live_entries, live_bytes, tombstone_count) = (
+            count(LIVE_ENTRIES)?,
+            count(LIVE_BYTES)?,
+            count(TOMBSTONE_COUNT)?,
+        );
         Ok(Tables {
             entries: txn.open_table(ENTRIES)?,
             expiries: txn.open_table(EXPIRIES)?,
@@ -435,7 +442,8 @@ impl<'txn> Tables<'txn> {
     fn save_counters(&mut self) -> Result<(), StashError> {
         self.counters.insert(LIVE_ENTRIES, self.live_entries)?;
         self.counters.insert(LIVE_BYTES, self.live_bytes)?;
-        self.counters.insert(TOMBSTONE_COUNT, self.tombstone_count)?;
+        self.counters
+            .insert(TOMBSTONE_COUNT, self.tombstone_count)?;
         Ok(())
     }
 
@@ -451,7 +459,8 @@ impl<'txn> Tables<'txn> {
         }
         let size = record.value.len() as u64;
         self.dirty = true;
-        self.entries.insert(key.0.as_slice(), record.encode().as_slice())?;
+        self.entries
+            .insert(key.0.as_slice(), record.encode().as_slice())?;
         self.expiries
             .insert(time_key(record.expires_at, &key).as_slice(), size)?;
         if !record.owner.is_empty() {

@@ -159,12 +159,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<(TokenKey, Vec<u8>)>, StashError>> + Send;
 
     /// Counts live entries and bytes.
-    fn stats(&self, now: UnixMillis) -> impl Future<Output = Result<StoreStats, StashError>> + Send;
+    fn stats(&self, now: UnixMillis)
+        -> impl Future<Output = Result<StoreStats, StashError>> + Send;
 
     /// Removes entries that expired at or before `now` (remembering them as expired), and
     /// forgets tombstones past their memory time. Returns how many entries it removed.
-    fn purge_expired(&self, now: UnixMillis)
-        -> impl Future<Output = Result<u64, StashError>> + Send;
+    fn purge_expired(
+        &self,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<u64, StashError>> + Send;
 
     /// The most live entries this store accepts.
     fn capacity(&self) -> u64;

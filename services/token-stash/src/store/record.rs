@@ -28,7 +28,10 @@ impl Record {
             created_at: entry.created_at,
             expires_at: entry.expires_at,
             namespace: entry.namespace.as_str().to_owned(),
-            owner: entry.owner.map(|o| o.as_str().to_owned()).unwrap_or_default(),
+            owner: entry
+                .owner
+                .map(|o| o.as_str().to_owned())
+                .unwrap_or_default(),
             sealed_token: entry.sealed_token,
             value: entry.value,
         }
@@ -46,13 +49,20 @@ impl Record {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            26 + self.namespace.len() + self.owner.len() + self.sealed_token.len() + self.value.len(),
+            26 + self.namespace.len()
+                + self.owner.len()
+                + self.sealed_token.len()
+                + self.value.len(),
         );
         out.push(RECORD_VERSION);
         out.push(if self.single_use { FLAG_SINGLE_USE } else { 0 });
         out.extend_from_slice(&self.created_at.0.to_be_bytes());
         out.extend_from_slice(&self.expires_at.0.to_be_bytes());
-        for field in [self.namespace.as_bytes(), self.owner.as_bytes(), &self.sealed_token] {
+        for field in [
+            self.namespace.as_bytes(),
+            self.owner.as_bytes(),
+            &self.sealed_token,
+        ] {
             // Field lengths are bounded by validation (64, 256 and ~100 bytes).
             out.extend_from_slice(&(field.len() as u16).to_be_bytes());
             out.extend_from_slice(field);
@@ -197,6 +207,9 @@ mod tests {
         let late = time_key(UnixMillis(256), &TokenKey([0; 32]));
         let early = time_key(UnixMillis(255), &TokenKey([255; 32]));
         assert!(early < late);
-        assert_eq!(split_time_key(&late).map(|(at, _)| at), Some(UnixMillis(256)));
+        assert_eq!(
+            split_time_key(&late).map(|(at, _)| at),
+            Some(UnixMillis(256))
+        );
     }
 }

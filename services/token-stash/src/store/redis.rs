@@ -82,7 +82,10 @@ impl RedisStore {
     /// what expired while no stash was running.
     pub async fn open(options: RedisStoreOptions, now: UnixMillis) -> Result<Self, StashError> {
         let client = redis::Client::open(options.url.as_str()).map_err(|e| {
-            StashError::Config(format!("storage.url {:?} is not a Redis URL: {e}", options.url))
+            StashError::Config(format!(
+                "storage.url {:?} is not a Redis URL: {e}",
+                options.url
+            ))
         })?;
         let mut connection = client
             .get_multiplexed_async_connection()
@@ -179,7 +182,12 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn millis(bytes: &[u8]) -> UnixMillis {
-    UnixMillis(std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).unwrap_or(0))
+    UnixMillis(
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 /// Turns a script's `{'gone', 'reason:at:until'}` / `{'missing'}` reply into the error to
@@ -335,10 +343,8 @@ impl Store for RedisStore {
             .await?;
         let mut listed = Vec::with_capacity(reply.len() / 2);
         for pair in reply.chunks_exact(2) {
-            let key_bytes = base64::Engine::decode(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                &pair[0],
-            );
+            let key_bytes =
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &pair[0]);
             if let Some(key) = key_bytes.ok().and_then(|b| <[u8; 32]>::try_from(b).ok()) {
                 listed.push((TokenKey(key), pair[1].clone()));
             }

@@ -10,9 +10,13 @@ use crate::support::{served_embedded, served_redis, Served};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_answer() {
     let s = served_embedded().await;
-    let health = http_get(s.harness.admin_addr, "/healthz").await.expect("healthz");
+    let health = http_get(s.harness.admin_addr, "/healthz")
+        .await
+        .expect("healthz");
     assert_eq!(health.status, 200);
-    let ready = http_get(s.harness.admin_addr, "/readyz").await.expect("readyz");
+    let ready = http_get(s.harness.admin_addr, "/readyz")
+        .await
+        .expect("readyz");
     assert_eq!(ready.status, 200);
 }
 
@@ -33,14 +37,31 @@ async fn metrics_count_puts_takes_failures_and_put_to_take_time() {
         .into_inner()
         .token;
     s.clock.advance(Duration::from_millis(300));
-    client.take(pb::TakeRequest { token: token.clone() }).await.expect("take");
-    client.take(pb::TakeRequest { token }).await.expect_err("consumed");
     client
-        .put(pb::PutRequest { namespace: String::new(), value: vec![], ttl_seconds: 60, single_use: true, owner: String::new() })
+        .take(pb::TakeRequest {
+            token: token.clone(),
+        })
+        .await
+        .expect("take");
+    client
+        .take(pb::TakeRequest { token })
+        .await
+        .expect_err("consumed");
+    client
+        .put(pb::PutRequest {
+            namespace: String::new(),
+            value: vec![],
+            ttl_seconds: 60,
+            single_use: true,
+            owner: String::new(),
+        })
         .await
         .expect_err("invalid");
 
-    let metrics = http_get(s.harness.admin_addr, "/metrics").await.expect("metrics").body;
+    let metrics = http_get(s.harness.admin_addr, "/metrics")
+        .await
+        .expect("metrics")
+        .body;
     for line in [
         "tessera_stash_puts_total 1\n",
         "tessera_stash_takes_total 1\n",
@@ -75,7 +96,11 @@ async fn expired_entries_are_purged_within_about_a_second(s: Served) {
         .await
         .expect("purged in time")
         .expect("purge task alive");
-    let stats = client.stats(pb::StatsRequest {}).await.expect("stats").into_inner();
+    let stats = client
+        .stats(pb::StatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner();
     assert_eq!((stats.live_entries, stats.live_bytes), (0, 0));
 }
 

@@ -45,7 +45,10 @@ async fn take_is_exactly_once_for_64_racers_on_each_of_1000_tokens(backend: Back
                     assert_eq!(reply.into_inner().value, round.to_string().into_bytes());
                     winners += 1;
                 }
-                Err(status) if status.code() == Code::FailedPrecondition && status.message().contains("consumed") => {
+                Err(status)
+                    if status.code() == Code::FailedPrecondition
+                        && status.message().contains("consumed") =>
+                {
                     consumed += 1
                 }
                 Err(status) => panic!("round {round}: unexpected {status:?}"),

@@ -9,10 +9,7 @@ use tessera_token_stash::store::{
 };
 use tessera_token_stash::{Namespace, Owner, Stash, StashError, StashMetrics};
 
-use crate::support::{
-    dc, for_each_backend, input, sealer, secs, Fixture,
-    FIXTURE_CAPACITY,
-};
+use crate::support::{dc, for_each_backend, input, sealer, secs, Fixture, FIXTURE_CAPACITY};
 
 for_each_backend!(embedded_fixture, redis_fixture:
     reusable_entries_are_readable_until_expiry_and_not_after,
@@ -31,22 +28,48 @@ for_each_backend!(embedded_fixture, redis_fixture:
 );
 
 async fn reusable_entries_are_readable_until_expiry_and_not_after<S: Store>(f: Fixture<S>) {
-    let (token, expires_at) = f.stash.put(input("session", b"state", 10, false, "")).await.expect("put");
+    let (token, expires_at) = f
+        .stash
+        .put(input("session", b"state", 10, false, ""))
+        .await
+        .expect("put");
     assert_eq!(expires_at, f.clock.shared().now().saturating_add(secs(10)));
 
     f.clock.advance(std::time::Duration::from_millis(9_999));
-    let entry = f.stash.get(&token).await.expect("readable just before expiry");
+    let entry = f
+        .stash
+        .get(&token)
+        .await
+        .expect("readable just before expiry");
     assert_eq!(entry.value, b"state");
     assert_eq!(entry.namespace, "session");
-    assert_eq!(f.stash.get(&token).await.expect("get does not consume").value, b"state");
+    assert_eq!(
+        f.stash
+            .get(&token)
+            .await
+            .expect("get does not consume")
+            .value,
+        b"state"
+    );
 
     f.clock.advance(std::time::Duration::from_millis(1));
-    let err = f.stash.get(&token).await.expect_err("expired at expires_at");
-    assert!(matches!(err, StashError::Expired { at } if at == expires_at), "{err:?}");
+    let err = f
+        .stash
+        .get(&token)
+        .await
+        .expect_err("expired at expires_at");
+    assert!(
+        matches!(err, StashError::Expired { at } if at == expires_at),
+        "{err:?}"
+    );
 }
 
 async fn single_use_entries_are_taken_once_then_reported_consumed<S: Store>(f: Fixture<S>) {
-    let (token, _) = f.stash.put(input("code", b"grant", 60, true, "user-1")).await.expect("put");
+    let (token, _) = f
+        .stash
+        .put(input("code", b"grant", 60, true, "user-1"))
+        .await
+        .expect("put");
     let entry = f.stash.take(&token).await.expect("first take wins");
     assert_eq!(entry.value, b"grant");
     assert_eq!(entry.owner, "user-1");
@@ -58,7 +81,10 @@ async fn single_use_entries_are_taken_once_then_reported_consumed<S: Store>(f: F
 async fn take_is_exactly_once_under_contention<S: Store>(f: Fixture<S>) {
     let stash = Arc::new(f.stash);
     for round in 0..200 {
-        let (token, _) = stash.put(input("code", b"x", 60, true, "")).await.expect("put");
+        let (token, _) = stash
+            .put(input("code", b"x", 60, true, ""))
+            .await
+            .expect("put");
         let racers: Vec<_> = (0..64)
             .map(|_| {
                 let (stash, token) = (stash.clone(), token.clone());
@@ -78,58 +104,124 @@ async fn take_is_exactly_once_under_contention<S: Store>(f: Fixture<S>) {
 }
 
 async fn consumed_tokens_are_remembered_for_ten_minutes_then_unknown<S: Store>(f: Fixture<S>) {
-    let (token, _) = f.stash.put(input("code", b"x", 60, true, "")).await.expect("put");
+    let (token, _) = f
+        .stash
+        .put(input("code", b"x", 60, true, ""))
+        .await
+        .expect("put");
     f.stash.take(&token).await.expect("taken");
     f.clock.advance(secs(599));
     f.stash.purge_expired().await.expect("purge");
-    assert!(matches!(f.stash.take(&token).await, Err(StashError::Consumed { .. })));
+    assert!(matches!(
+        f.stash.take(&token).await,
+        Err(StashError::Consumed { .. })
+    ));
     f.clock.advance(secs(2));
     f.stash.purge_expired().await.expect("purge");
-    assert!(matches!(f.stash.take(&token).await, Err(StashError::NotFound)));
+    assert!(matches!(
+        f.stash.take(&token).await,
+        Err(StashError::NotFound)
+    ));
 }
 
 async fn expired_tokens_are_remembered_for_ten_minutes_then_unknown<S: Store>(f: Fixture<S>) {
-    let (code, _) = f.stash.put(input("code", b"x", 1, true, "")).await.expect("put");
-    let (session, _) = f.stash.put(input("session", b"x", 1, false, "")).await.expect("put");
+    let (code, _) = f
+        .stash
+        .put(input("code", b"x", 1, true, ""))
+        .await
+        .expect("put");
+    let (session, _) = f
+        .stash
+        .put(input("session", b"x", 1, false, ""))
+        .await
+        .expect("put");
     f.clock.advance(secs(1));
-    assert!(matches!(f.stash.take(&code).await, Err(StashError::Expired { .. })));
+    assert!(matches!(
+        f.stash.take(&code).await,
+        Err(StashError::Expired { .. })
+    ));
     f.stash.purge_expired().await.expect("purge");
-    assert!(matches!(f.stash.get(&session).await, Err(StashError::Expired { .. })));
+    assert!(matches!(
+        f.stash.get(&session).await,
+        Err(StashError::Expired { .. })
+    ));
     f.clock.advance(secs(599));
     f.stash.purge_expired().await.expect("purge");
-    assert!(matches!(f.stash.take(&code).await, Err(StashError::Expired { .. })));
+    assert!(matches!(
+        f.stash.take(&code).await,
+        Err(StashError::Expired { .. })
+    ));
     f.clock.advance(secs(2));
     f.stash.purge_expired().await.expect("purge");
-    assert!(matches!(f.stash.take(&code).await, Err(StashError::NotFound)));
-    assert!(matches!(f.stash.get(&session).await, Err(StashError::NotFound)));
+    assert!(matches!(
+        f.stash.take(&code).await,
+        Err(StashError::NotFound)
+    ));
+    assert!(matches!(
+        f.stash.get(&session).await,
+        Err(StashError::NotFound)
+    ));
 }
 
 async fn wrong_kind_reads_are_refused_without_consuming<S: Store>(f: Fixture<S>) {
-    let (session, _) = f.stash.put(input("session", b"s", 60, false, "")).await.expect("put");
-    let (code, _) = f.stash.put(input("code", b"c", 60, true, "")).await.expect("put");
+    let (session, _) = f
+        .stash
+        .put(input("session", b"s", 60, false, ""))
+        .await
+        .expect("put");
+    let (code, _) = f
+        .stash
+        .put(input("code", b"c", 60, true, ""))
+        .await
+        .expect("put");
     assert!(matches!(
         f.stash.take(&session).await,
-        Err(StashError::WrongKind { use_instead: "Get", .. })
+        Err(StashError::WrongKind {
+            use_instead: "Get",
+            ..
+        })
     ));
     assert!(matches!(
         f.stash.get(&code).await,
-        Err(StashError::WrongKind { use_instead: "Take", .. })
+        Err(StashError::WrongKind {
+            use_instead: "Take",
+            ..
+        })
     ));
-    assert_eq!(f.stash.get(&session).await.expect("still there").value, b"s");
+    assert_eq!(
+        f.stash.get(&session).await.expect("still there").value,
+        b"s"
+    );
     assert_eq!(f.stash.take(&code).await.expect("still there").value, b"c");
 }
 
 async fn deleted_tokens_are_reported_as_deleted<S: Store>(f: Fixture<S>) {
-    let (token, _) = f.stash.put(input("session", b"s", 60, false, "")).await.expect("put");
+    let (token, _) = f
+        .stash
+        .put(input("session", b"s", 60, false, ""))
+        .await
+        .expect("put");
     assert!(f.stash.delete(&token).await.expect("delete"));
-    assert!(matches!(f.stash.get(&token).await, Err(StashError::Deleted)));
-    assert!(!f.stash.delete(&token).await.expect("second delete"), "nothing left to delete");
+    assert!(matches!(
+        f.stash.get(&token).await,
+        Err(StashError::Deleted)
+    ));
+    assert!(
+        !f.stash.delete(&token).await.expect("second delete"),
+        "nothing left to delete"
+    );
 }
 
 async fn list_by_owner_lists_only_live_entries<S: Store>(f: Fixture<S>) {
     let put = |ns: &'static str, ttl, single_use, owner: &'static str| {
         let stash = &f.stash;
-        async move { stash.put(input(ns, b"v", ttl, single_use, owner)).await.expect("put").0 }
+        async move {
+            stash
+                .put(input(ns, b"v", ttl, single_use, owner))
+                .await
+                .expect("put")
+                .0
+        }
     };
     let kept = put("session", 3600, false, "alice").await;
     let kept_code = put("session", 3600, true, "alice").await;
@@ -155,7 +247,10 @@ async fn list_by_owner_lists_only_live_entries<S: Store>(f: Fixture<S>) {
         .collect();
     let expected: BTreeSet<String> =
         [kept.expose().to_owned(), kept_code.expose().to_owned()].into();
-    assert_eq!(before_purge, expected, "expired entries are not listed even before purge");
+    assert_eq!(
+        before_purge, expected,
+        "expired entries are not listed even before purge"
+    );
     assert!(!before_purge.contains(expiring.expose()));
 
     f.stash.purge_expired().await.expect("purge");
@@ -168,7 +263,12 @@ async fn list_by_owner_lists_only_live_entries<S: Store>(f: Fixture<S>) {
         .map(|t| t.expose().to_owned())
         .collect();
     assert_eq!(after_purge, expected);
-    for token in f.stash.list_by_owner(&namespace, &alice).await.expect("list") {
+    for token in f
+        .stash
+        .list_by_owner(&namespace, &alice)
+        .await
+        .expect("list")
+    {
         assert!(
             f.stash.get(&token).await.is_ok() || f.stash.take(&token).await.is_ok(),
             "listed tokens are usable"
@@ -180,50 +280,107 @@ async fn at_capacity_puts_fail_and_stored_entries_are_untouched<S: Store>(f: Fix
     let mut tokens = Vec::new();
     for i in 0..FIXTURE_CAPACITY {
         let value = format!("value-{i}");
-        tokens.push((f.stash.put(input("session", value.as_bytes(), 600, false, "")).await.expect("put").0, value));
+        tokens.push((
+            f.stash
+                .put(input("session", value.as_bytes(), 600, false, ""))
+                .await
+                .expect("put")
+                .0,
+            value,
+        ));
     }
-    let err = f.stash.put(input("session", b"one too many", 600, false, "")).await.expect_err("full");
-    assert!(matches!(err, StashError::CapacityExhausted { capacity } if capacity == FIXTURE_CAPACITY), "{err:?}");
+    let err = f
+        .stash
+        .put(input("session", b"one too many", 600, false, ""))
+        .await
+        .expect_err("full");
+    assert!(
+        matches!(err, StashError::CapacityExhausted { capacity } if capacity == FIXTURE_CAPACITY),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("no entry was evicted"), "{err}");
     for (token, value) in &tokens {
-        assert_eq!(f.stash.get(token).await.expect("untouched").value, value.as_bytes());
+        assert_eq!(
+            f.stash.get(token).await.expect("untouched").value,
+            value.as_bytes()
+        );
     }
-    assert_eq!(f.stash.stats().await.expect("stats").live_entries, FIXTURE_CAPACITY);
+    assert_eq!(
+        f.stash.stats().await.expect("stats").live_entries,
+        FIXTURE_CAPACITY
+    );
 }
 
 async fn expired_entries_never_count_against_capacity<S: Store>(f: Fixture<S>) {
     for _ in 0..FIXTURE_CAPACITY {
-        f.stash.put(input("code", b"x", 1, true, "")).await.expect("put");
+        f.stash
+            .put(input("code", b"x", 1, true, ""))
+            .await
+            .expect("put");
     }
     f.clock.advance(secs(1));
     // No purge has run: the put itself must not be refused because of expired entries.
-    let (token, _) = f.stash.put(input("code", b"fresh", 60, true, "")).await.expect("room again");
+    let (token, _) = f
+        .stash
+        .put(input("code", b"fresh", 60, true, ""))
+        .await
+        .expect("room again");
     assert_eq!(f.stash.take(&token).await.expect("taken").value, b"fresh");
 }
 
 async fn stats_count_live_entries_and_bytes<S: Store>(f: Fixture<S>) {
-    let (a, _) = f.stash.put(input("code", &[0; 100], 60, true, "")).await.expect("put");
-    f.stash.put(input("session", &[0; 20], 60, false, "u")).await.expect("put");
-    f.stash.put(input("session", &[0; 3], 5, false, "")).await.expect("put");
+    let (a, _) = f
+        .stash
+        .put(input("code", &[0; 100], 60, true, ""))
+        .await
+        .expect("put");
+    f.stash
+        .put(input("session", &[0; 20], 60, false, "u"))
+        .await
+        .expect("put");
+    f.stash
+        .put(input("session", &[0; 3], 5, false, ""))
+        .await
+        .expect("put");
     let stats = f.stash.stats().await.expect("stats");
-    assert_eq!((stats.live_entries, stats.live_bytes, stats.capacity_entries), (3, 123, FIXTURE_CAPACITY));
+    assert_eq!(
+        (stats.live_entries, stats.live_bytes, stats.capacity_entries),
+        (3, 123, FIXTURE_CAPACITY)
+    );
     f.stash.take(&a).await.expect("taken");
     f.clock.advance(secs(5));
     let stats = f.stash.stats().await.expect("stats");
-    assert_eq!((stats.live_entries, stats.live_bytes), (1, 20), "taken and expired entries are not live");
+    assert_eq!(
+        (stats.live_entries, stats.live_bytes),
+        (1, 20),
+        "taken and expired entries are not live"
+    );
 }
 
 async fn purge_removes_expired_entries_from_every_index<S: Store>(f: Fixture<S>) {
-    f.stash.put(input("session", b"v", 1, false, "carol")).await.expect("put");
-    f.stash.put(input("code", b"v", 1, true, "")).await.expect("put");
+    f.stash
+        .put(input("session", b"v", 1, false, "carol"))
+        .await
+        .expect("put");
+    f.stash
+        .put(input("code", b"v", 1, true, ""))
+        .await
+        .expect("put");
     f.clock.advance(secs(1));
     assert_eq!(f.stash.purge_expired().await.expect("purge"), 2);
-    assert_eq!(f.stash.purge_expired().await.expect("purge"), 0, "nothing left to purge");
+    assert_eq!(
+        f.stash.purge_expired().await.expect("purge"),
+        0,
+        "nothing left to purge"
+    );
     let stats = f.stash.stats().await.expect("stats");
     assert_eq!((stats.live_entries, stats.live_bytes), (0, 0));
     let listed = f
         .stash
-        .list_by_owner(&Namespace::try_from("session").expect("ns"), &Owner::try_from("carol").expect("o"))
+        .list_by_owner(
+            &Namespace::try_from("session").expect("ns"),
+            &Owner::try_from("carol").expect("o"),
+        )
         .await
         .expect("list");
     assert!(listed.is_empty());
@@ -231,8 +388,14 @@ async fn purge_removes_expired_entries_from_every_index<S: Store>(f: Fixture<S>)
 
 async fn unknown_tokens_are_not_found<S: Store>(f: Fixture<S>) {
     let stranger = tessera_token_stash::Token::mint(&dc()).expect("token");
-    assert!(matches!(f.stash.take(&stranger).await, Err(StashError::NotFound)));
-    assert!(matches!(f.stash.get(&stranger).await, Err(StashError::NotFound)));
+    assert!(matches!(
+        f.stash.take(&stranger).await,
+        Err(StashError::NotFound)
+    ));
+    assert!(matches!(
+        f.stash.get(&stranger).await,
+        Err(StashError::NotFound)
+    ));
     assert!(!f.stash.delete(&stranger).await.expect("delete of nothing"));
 }
 
@@ -249,23 +412,55 @@ async fn embedded_expired_entries_are_gone_after_restart() {
         options.capacity = capacity;
         let (clock, sealer) = (clock.clone(), sealer.clone());
         async move {
-            let store = EmbeddedStore::open(options, clock.shared().now()).await.expect("open");
-            Stash::new(store, dc(), sealer, clock.shared(), Arc::new(StashMetrics::new()))
+            let store = EmbeddedStore::open(options, clock.shared().now())
+                .await
+                .expect("open");
+            Stash::new(
+                store,
+                dc(),
+                sealer,
+                clock.shared(),
+                Arc::new(StashMetrics::new()),
+            )
         }
     };
     let stash = open(100).await;
-    let (short, _) = stash.put(input("session", b"short", 5, false, "dave")).await.expect("put");
-    let (long, _) = stash.put(input("session", b"long", 3600, false, "dave")).await.expect("put");
+    let (short, _) = stash
+        .put(input("session", b"short", 5, false, "dave"))
+        .await
+        .expect("put");
+    let (long, _) = stash
+        .put(input("session", b"long", 3600, false, "dave"))
+        .await
+        .expect("put");
     stash.into_store().close().await;
 
     clock.advance(secs(10));
     let stash = open(100).await;
-    assert_eq!(stash.stats().await.expect("stats").live_entries, 1, "purged at start-up");
-    assert_eq!(stash.store().purge_expired(clock.shared().now()).await.expect("purge"), 0, "start-up purge already ran");
-    assert!(matches!(stash.get(&short).await, Err(StashError::Expired { .. })));
+    assert_eq!(
+        stash.stats().await.expect("stats").live_entries,
+        1,
+        "purged at start-up"
+    );
+    assert_eq!(
+        stash
+            .store()
+            .purge_expired(clock.shared().now())
+            .await
+            .expect("purge"),
+        0,
+        "start-up purge already ran"
+    );
+    assert!(matches!(
+        stash.get(&short).await,
+        Err(StashError::Expired { .. })
+    ));
     assert_eq!(stash.get(&long).await.expect("survived").value, b"long");
     let listed = stash
-        .list_by_owner(&Namespace::try_from("session").expect("ns"), &Owner::try_from("dave").expect("o"))
+        .list_by_owner(
+            &Namespace::try_from("session").expect("ns"),
+            &Owner::try_from("dave").expect("o"),
+        )
         .await
         .expect("list");
     assert_eq!(listed.len(), 1);
@@ -281,26 +476,57 @@ async fn redis_expired_entries_are_gone_after_restart() {
         let options = RedisStoreOptions::new(redis.url());
         let (clock, sealer) = (clock.clone(), sealer.clone());
         async move {
-            let store = RedisStore::open(options, clock.shared().now()).await.expect("open");
-            Stash::new(store, dc(), sealer, clock.shared(), Arc::new(StashMetrics::new()))
+            let store = RedisStore::open(options, clock.shared().now())
+                .await
+                .expect("open");
+            Stash::new(
+                store,
+                dc(),
+                sealer,
+                clock.shared(),
+                Arc::new(StashMetrics::new()),
+            )
         }
     };
     let stash = open().await;
-    let (short, _) = stash.put(input("session", b"short", 5, false, "dave")).await.expect("put");
-    let (long, _) = stash.put(input("session", b"long", 3600, false, "dave")).await.expect("put");
+    let (short, _) = stash
+        .put(input("session", b"short", 5, false, "dave"))
+        .await
+        .expect("put");
+    let (long, _) = stash
+        .put(input("session", b"long", 3600, false, "dave"))
+        .await
+        .expect("put");
     drop(stash);
 
     clock.advance(secs(10));
     let stash = open().await;
-    assert_eq!(stash.store().purge_expired(clock.shared().now()).await.expect("purge"), 0, "start-up purge already ran");
+    assert_eq!(
+        stash
+            .store()
+            .purge_expired(clock.shared().now())
+            .await
+            .expect("purge"),
+        0,
+        "start-up purge already ran"
+    );
     assert_eq!(stash.stats().await.expect("stats").live_entries, 1);
-    assert!(matches!(stash.get(&short).await, Err(StashError::Expired { .. })));
+    assert!(matches!(
+        stash.get(&short).await,
+        Err(StashError::Expired { .. })
+    ));
     assert_eq!(stash.get(&long).await.expect("survived").value, b"long");
     let listed = stash
-        .list_by_owner(&Namespace::try_from("session").expect("ns"), &Owner::try_from("dave").expect("o"))
+        .list_by_owner(
+            &Namespace::try_from("session").expect("ns"),
+            &Owner::try_from("dave").expect("o"),
+        )
         .await
         .expect("list");
-    assert_eq!(listed.iter().map(|t| t.expose()).collect::<Vec<_>>(), vec![long.expose()]);
+    assert_eq!(
+        listed.iter().map(|t| t.expose()).collect::<Vec<_>>(),
+        vec![long.expose()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,28 +535,59 @@ async fn embedded_tombstones_are_bounded_in_number() {
     let clock = tessera_clock::ManualClock::starting_now();
     let mut options = EmbeddedStoreOptions::new(dir.path());
     options.max_remembered = 3;
-    let store = EmbeddedStore::open(options, clock.shared().now()).await.expect("open");
-    let stash = Stash::new(store, dc(), sealer(), clock.shared(), Arc::new(StashMetrics::new()));
+    let store = EmbeddedStore::open(options, clock.shared().now())
+        .await
+        .expect("open");
+    let stash = Stash::new(
+        store,
+        dc(),
+        sealer(),
+        clock.shared(),
+        Arc::new(StashMetrics::new()),
+    );
     let mut taken = Vec::new();
     for _ in 0..5 {
-        let (token, _) = stash.put(input("code", b"x", 60, true, "")).await.expect("put");
+        let (token, _) = stash
+            .put(input("code", b"x", 60, true, ""))
+            .await
+            .expect("put");
         stash.take(&token).await.expect("take");
         taken.push(token);
         clock.advance(secs(1));
     }
-    assert!(matches!(stash.take(&taken[0]).await, Err(StashError::NotFound)), "oldest forgotten");
-    assert!(matches!(stash.take(&taken[1]).await, Err(StashError::NotFound)), "oldest forgotten");
+    assert!(
+        matches!(stash.take(&taken[0]).await, Err(StashError::NotFound)),
+        "oldest forgotten"
+    );
+    assert!(
+        matches!(stash.take(&taken[1]).await, Err(StashError::NotFound)),
+        "oldest forgotten"
+    );
     for token in &taken[2..] {
-        assert!(matches!(stash.take(token).await, Err(StashError::Consumed { .. })), "newest remembered");
+        assert!(
+            matches!(stash.take(token).await, Err(StashError::Consumed { .. })),
+            "newest remembered"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_that_may_evict_is_refused_with_the_fix() {
-    let redis = tessera_testkit::RedisServer::start_with_policy("allkeys-lru").await.expect("redis");
-    let err = RedisStore::open(RedisStoreOptions::new(redis.url()), tessera_clock::UnixMillis(0))
+    let redis = tessera_testkit::RedisServer::start_with_policy("allkeys-lru")
         .await
-        .expect_err("must refuse");
-    assert!(matches!(err, StashError::RedisMayEvict { ref policy } if policy == "allkeys-lru"), "{err:?}");
-    assert!(err.to_string().contains("maxmemory-policy noeviction"), "{err}");
+        .expect("redis");
+    let err = RedisStore::open(
+        RedisStoreOptions::new(redis.url()),
+        tessera_clock::UnixMillis(0),
+    )
+    .await
+    .expect_err("must refuse");
+    assert!(
+        matches!(err, StashError::RedisMayEvict { ref policy } if policy == "allkeys-lru"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("maxmemory-policy noeviction"),
+        "{err}"
+    );
 }

@@ -15,7 +15,13 @@ for_each_backend!(served_embedded, served_redis:
     list_by_owner_returns_usable_tokens,
 );
 
-fn put(namespace: &str, value: &[u8], ttl_seconds: u32, single_use: bool, owner: &str) -> pb::PutRequest {
+fn put(
+    namespace: &str,
+    value: &[u8],
+    ttl_seconds: u32,
+    single_use: bool,
+    owner: &str,
+) -> pb::PutRequest {
     pb::PutRequest {
         namespace: namespace.into(),
         value: value.to_vec(),
@@ -26,29 +32,69 @@ fn put(namespace: &str, value: &[u8], ttl_seconds: u32, single_use: bool, owner:
 }
 
 fn take(token: &str) -> pb::TakeRequest {
-    pb::TakeRequest { token: token.into() }
+    pb::TakeRequest {
+        token: token.into(),
+    }
 }
 
 fn get(token: &str) -> pb::GetRequest {
-    pb::GetRequest { token: token.into() }
+    pb::GetRequest {
+        token: token.into(),
+    }
 }
 
 async fn put_take_get_delete_round_trip(s: Served) {
     let mut client = s.harness.client("login").await.expect("client");
-    let code = client.put(put("code", b"grant", 60, true, "u1")).await.expect("put").into_inner();
+    let code = client
+        .put(put("code", b"grant", 60, true, "u1"))
+        .await
+        .expect("put")
+        .into_inner();
     assert!(code.token.starts_with("dc1."), "{}", code.token);
     assert!(code.token.len() >= "dc1.".len() + 22);
     let expected_expiry = s.clock.shared().now().saturating_add(secs(60)).as_i64();
     assert_eq!(code.expires_at_unix_ms, expected_expiry);
-    let taken = client.take(take(&code.token)).await.expect("take").into_inner();
-    assert_eq!((taken.value.as_slice(), taken.namespace.as_str(), taken.owner.as_str()), (&b"grant"[..], "code", "u1"));
+    let taken = client
+        .take(take(&code.token))
+        .await
+        .expect("take")
+        .into_inner();
+    assert_eq!(
+        (
+            taken.value.as_slice(),
+            taken.namespace.as_str(),
+            taken.owner.as_str()
+        ),
+        (&b"grant"[..], "code", "u1")
+    );
 
-    let session = client.put(put("session", b"state", 60, false, "")).await.expect("put").into_inner();
-    let got = client.get(get(&session.token)).await.expect("get").into_inner();
-    assert_eq!((got.value.as_slice(), got.expires_at_unix_ms), (&b"state"[..], session.expires_at_unix_ms));
-    let deleted = client.delete(pb::DeleteRequest { token: session.token.clone() }).await.expect("delete");
+    let session = client
+        .put(put("session", b"state", 60, false, ""))
+        .await
+        .expect("put")
+        .into_inner();
+    let got = client
+        .get(get(&session.token))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(
+        (got.value.as_slice(), got.expires_at_unix_ms),
+        (&b"state"[..], session.expires_at_unix_ms)
+    );
+    let deleted = client
+        .delete(pb::DeleteRequest {
+            token: session.token.clone(),
+        })
+        .await
+        .expect("delete");
     assert!(deleted.into_inner().existed);
-    let again = client.delete(pb::DeleteRequest { token: session.token }).await.expect("delete");
+    let again = client
+        .delete(pb::DeleteRequest {
+            token: session.token,
+        })
+        .await
+        .expect("delete");
     assert!(!again.into_inner().existed);
 }
 
@@ -64,27 +110,68 @@ async fn bad_input_is_invalid_argument_naming_the_field(s: Served) {
     for (request, field) in cases {
         let status = client.put(request).await.expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
-        assert!(status.message().contains(field), "{field}: {}", status.message());
+        assert!(
+            status.message().contains(field),
+            "{field}: {}",
+            status.message()
+        );
     }
-    assert!(client.put(put("code", &vec![0; 64 * 1024], 86_400, true, &"o".repeat(256))).await.is_ok(), "limits are inclusive");
+    assert!(
+        client
+            .put(put(
+                "code",
+                &vec![0; 64 * 1024],
+                86_400,
+                true,
+                &"o".repeat(256)
+            ))
+            .await
+            .is_ok(),
+        "limits are inclusive"
+    );
 
     for malformed in ["", "no-dot", "dc1.short", "dc1.!!!!!!!!!!!!!!!!!!!!!!!!"] {
         let status = client.take(take(malformed)).await.expect_err("malformed");
         assert_eq!(status.code(), Code::InvalidArgument, "{malformed:?}");
-        assert!(status.message().contains("malformed"), "{}", status.message());
+        assert!(
+            status.message().contains("malformed"),
+            "{}",
+            status.message()
+        );
     }
 
-    let session = client.put(put("session", b"s", 60, false, "")).await.expect("put").into_inner();
-    let status = client.take(take(&session.token)).await.expect_err("take on reusable");
+    let session = client
+        .put(put("session", b"s", 60, false, ""))
+        .await
+        .expect("put")
+        .into_inner();
+    let status = client
+        .take(take(&session.token))
+        .await
+        .expect_err("take on reusable");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("use Get"), "{}", status.message());
-    let code = client.put(put("code", b"c", 60, true, "")).await.expect("put").into_inner();
-    let status = client.get(get(&code.token)).await.expect_err("get on single-use");
+    let code = client
+        .put(put("code", b"c", 60, true, ""))
+        .await
+        .expect("put")
+        .into_inner();
+    let status = client
+        .get(get(&code.token))
+        .await
+        .expect_err("get on single-use");
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("use Take"), "{}", status.message());
+    assert!(
+        status.message().contains("use Take"),
+        "{}",
+        status.message()
+    );
 
     let status = client
-        .list_by_owner(pb::ListByOwnerRequest { namespace: "session".into(), owner: String::new() })
+        .list_by_owner(pb::ListByOwnerRequest {
+            namespace: "session".into(),
+            owner: String::new(),
+        })
         .await
         .expect_err("owner required");
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -93,19 +180,44 @@ async fn bad_input_is_invalid_argument_naming_the_field(s: Served) {
 async fn unknown_tokens_are_not_found(s: Served) {
     let mut client = s.harness.client("session-jwt").await.expect("client");
     let stranger = "dc1.AAAAAAAAAAAAAAAAAAAAAA";
-    assert_eq!(client.take(take(stranger)).await.expect_err("unknown").code(), Code::NotFound);
-    assert_eq!(client.get(get(stranger)).await.expect_err("unknown").code(), Code::NotFound);
+    assert_eq!(
+        client
+            .take(take(stranger))
+            .await
+            .expect_err("unknown")
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        client.get(get(stranger)).await.expect_err("unknown").code(),
+        Code::NotFound
+    );
 }
 
 async fn consumed_and_expired_are_failed_precondition_naming_the_reason(s: Served) {
     let mut client = s.harness.client("login").await.expect("client");
-    let code = client.put(put("code", b"c", 60, true, "")).await.expect("put").into_inner();
+    let code = client
+        .put(put("code", b"c", 60, true, ""))
+        .await
+        .expect("put")
+        .into_inner();
     client.take(take(&code.token)).await.expect("first take");
-    let status = client.take(take(&code.token)).await.expect_err("second take");
+    let status = client
+        .take(take(&code.token))
+        .await
+        .expect_err("second take");
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(status.message().contains("consumed"), "{}", status.message());
+    assert!(
+        status.message().contains("consumed"),
+        "{}",
+        status.message()
+    );
 
-    let late = client.put(put("code", b"c", 1, true, "")).await.expect("put").into_inner();
+    let late = client
+        .put(put("code", b"c", 1, true, ""))
+        .await
+        .expect("put")
+        .into_inner();
     s.clock.advance(secs(1));
     let status = client.take(take(&late.token)).await.expect_err("expired");
     assert_eq!(status.code(), Code::FailedPrecondition);
@@ -116,25 +228,70 @@ async fn a_full_stash_is_resource_exhausted(s: Served) {
     let mut client = s.harness.client("login").await.expect("client");
     let mut tokens = Vec::new();
     for _ in 0..FIXTURE_CAPACITY {
-        tokens.push(client.put(put("session", b"kept", 60, false, "")).await.expect("put").into_inner().token);
+        tokens.push(
+            client
+                .put(put("session", b"kept", 60, false, ""))
+                .await
+                .expect("put")
+                .into_inner()
+                .token,
+        );
     }
-    let status = client.put(put("session", b"extra", 60, false, "")).await.expect_err("full");
+    let status = client
+        .put(put("session", b"extra", 60, false, ""))
+        .await
+        .expect_err("full");
     assert_eq!(status.code(), Code::ResourceExhausted);
-    assert!(status.message().contains("capacity_entries"), "{}", status.message());
+    assert!(
+        status.message().contains("capacity_entries"),
+        "{}",
+        status.message()
+    );
     for token in tokens {
-        assert_eq!(client.get(get(&token)).await.expect("kept").into_inner().value, b"kept");
+        assert_eq!(
+            client
+                .get(get(&token))
+                .await
+                .expect("kept")
+                .into_inner()
+                .value,
+            b"kept"
+        );
     }
-    let stats = client.stats(pb::StatsRequest {}).await.expect("stats").into_inner();
-    assert_eq!((stats.live_entries, stats.capacity_entries), (FIXTURE_CAPACITY, FIXTURE_CAPACITY));
+    let stats = client
+        .stats(pb::StatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner();
+    assert_eq!(
+        (stats.live_entries, stats.capacity_entries),
+        (FIXTURE_CAPACITY, FIXTURE_CAPACITY)
+    );
 }
 
 async fn list_by_owner_returns_usable_tokens(s: Served) {
     let mut client = s.harness.client("session-jwt").await.expect("client");
-    let a = client.put(put("session", b"a", 60, false, "erin")).await.expect("put").into_inner().token;
-    let b = client.put(put("session", b"b", 60, false, "erin")).await.expect("put").into_inner().token;
-    client.put(put("session", b"c", 60, false, "frank")).await.expect("put");
+    let a = client
+        .put(put("session", b"a", 60, false, "erin"))
+        .await
+        .expect("put")
+        .into_inner()
+        .token;
+    let b = client
+        .put(put("session", b"b", 60, false, "erin"))
+        .await
+        .expect("put")
+        .into_inner()
+        .token;
+    client
+        .put(put("session", b"c", 60, false, "frank"))
+        .await
+        .expect("put");
     let mut listed = client
-        .list_by_owner(pb::ListByOwnerRequest { namespace: "session".into(), owner: "erin".into() })
+        .list_by_owner(pb::ListByOwnerRequest {
+            namespace: "session".into(),
+            owner: "erin".into(),
+        })
         .await
         .expect("list")
         .into_inner()
@@ -143,9 +300,15 @@ async fn list_by_owner_returns_usable_tokens(s: Served) {
     let mut expected = vec![a.clone(), b];
     expected.sort();
     assert_eq!(listed, expected);
-    client.delete(pb::DeleteRequest { token: a }).await.expect("delete");
+    client
+        .delete(pb::DeleteRequest { token: a })
+        .await
+        .expect("delete");
     let listed = client
-        .list_by_owner(pb::ListByOwnerRequest { namespace: "session".into(), owner: "erin".into() })
+        .list_by_owner(pb::ListByOwnerRequest {
+            namespace: "session".into(),
+            owner: "erin".into(),
+        })
         .await
         .expect("list")
         .into_inner()

@@ -15,9 +15,18 @@ async fn start(pki: &TestPki, state: &Path, redis: Option<&RedisServer>) -> Serv
     let mut env = vec![
         ("TESSERA_STASH__LISTEN", "127.0.0.1:0".to_owned()),
         ("TESSERA_STASH__ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
-        ("TESSERA_STASH__STORAGE__DATA_DIR", state.join("data").display().to_string()),
-        ("TESSERA_STASH__TOKENS__SEAL_KEY_FILE", state.join("seal.key").display().to_string()),
-        ("TESSERA_STASH__TLS__DEV_PKI_DIR", pki.dir().display().to_string()),
+        (
+            "TESSERA_STASH__STORAGE__DATA_DIR",
+            state.join("data").display().to_string(),
+        ),
+        (
+            "TESSERA_STASH__TOKENS__SEAL_KEY_FILE",
+            state.join("seal.key").display().to_string(),
+        ),
+        (
+            "TESSERA_STASH__TLS__DEV_PKI_DIR",
+            pki.dir().display().to_string(),
+        ),
         ("RUST_LOG", "warn".to_owned()),
     ];
     if let Some(redis) = redis {
@@ -31,7 +40,11 @@ async fn start(pki: &TestPki, state: &Path, redis: Option<&RedisServer>) -> Serv
 
 async fn client(pki: &TestPki, process: &ServiceProcess) -> TokenStashClient<Channel> {
     let addr = process.addr("grpc").expect("grpc address");
-    TokenStashClient::new(pki.channel(&pki.files("login"), addr).await.expect("channel"))
+    TokenStashClient::new(
+        pki.channel(&pki.files("login"), addr)
+            .await
+            .expect("channel"),
+    )
 }
 
 fn put(single_use: bool, owner: &str) -> pb::PutRequest {
@@ -53,12 +66,31 @@ async fn acknowledged_writes_survive_kill_9(redis: Option<&RedisServer>) {
     let mut codes = Vec::new();
     let mut sessions = Vec::new();
     for _ in 0..100 {
-        codes.push(stash.put(put(true, "")).await.expect("put").into_inner().token);
-        sessions.push(stash.put(put(false, "grace")).await.expect("put").into_inner().token);
+        codes.push(
+            stash
+                .put(put(true, ""))
+                .await
+                .expect("put")
+                .into_inner()
+                .token,
+        );
+        sessions.push(
+            stash
+                .put(put(false, "grace"))
+                .await
+                .expect("put")
+                .into_inner()
+                .token,
+        );
     }
     let (taken, kept) = codes.split_at(10);
     for token in taken {
-        stash.take(pb::TakeRequest { token: token.clone() }).await.expect("take");
+        stash
+            .take(pb::TakeRequest {
+                token: token.clone(),
+            })
+            .await
+            .expect("take");
     }
     // Straight after the last acknowledgement: no clean shutdown, no flush.
     process.kill_hard().await.expect("kill -9");
@@ -66,18 +98,36 @@ async fn acknowledged_writes_survive_kill_9(redis: Option<&RedisServer>) {
     let process = start(&pki, state.path(), redis).await;
     let mut stash = client(&pki, &process).await;
     for token in kept {
-        let entry = stash.take(pb::TakeRequest { token: token.clone() }).await.expect("code survived");
+        let entry = stash
+            .take(pb::TakeRequest {
+                token: token.clone(),
+            })
+            .await
+            .expect("code survived");
         assert_eq!(entry.into_inner().value, b"must survive");
     }
     for token in taken {
-        let status = stash.take(pb::TakeRequest { token: token.clone() }).await.expect_err("still consumed");
+        let status = stash
+            .take(pb::TakeRequest {
+                token: token.clone(),
+            })
+            .await
+            .expect_err("still consumed");
         assert_eq!(status.code(), Code::FailedPrecondition);
     }
     for token in &sessions {
-        stash.get(pb::GetRequest { token: token.clone() }).await.expect("session survived");
+        stash
+            .get(pb::GetRequest {
+                token: token.clone(),
+            })
+            .await
+            .expect("session survived");
     }
     let listed = stash
-        .list_by_owner(pb::ListByOwnerRequest { namespace: "session".into(), owner: "grace".into() })
+        .list_by_owner(pb::ListByOwnerRequest {
+            namespace: "session".into(),
+            owner: "grace".into(),
+        })
         .await
         .expect("list")
         .into_inner()
@@ -103,14 +153,22 @@ async fn sigterm_stops_the_stash_cleanly() {
     let state = tempfile::tempdir().expect("state dir");
     let process = start(&pki, state.path(), None).await;
     let mut stash = client(&pki, &process).await;
-    let token = stash.put(put(false, "")).await.expect("put").into_inner().token;
+    let token = stash
+        .put(put(false, ""))
+        .await
+        .expect("put")
+        .into_inner()
+        .token;
     let status = process.terminate().await.expect("terminates");
     assert!(status.success(), "exit status {status}");
 
     // A clean stop releases the data directory, and the data is there.
     let process = start(&pki, state.path(), None).await;
     let mut stash = client(&pki, &process).await;
-    stash.get(pb::GetRequest { token }).await.expect("kept across a clean restart");
+    stash
+        .get(pb::GetRequest { token })
+        .await
+        .expect("kept across a clean restart");
     process.terminate().await.expect("terminates");
 }
 

@@ -8,3 +8,4 @@ mod durability;
 mod mtls;
 mod peers;
 mod support;
+mod tracing;

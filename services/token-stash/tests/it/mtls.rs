@@ -33,12 +33,20 @@ async fn put_with(s: &Served, tls: Option<ClientTlsConfig>) -> Result<(), tonic:
         Ok(channel) => channel,
         Err(err) => return Err(tonic::Status::unavailable(err.to_string())),
     };
-    TokenStashClient::new(channel).put(a_put()).await.map(|_| ())
+    TokenStashClient::new(channel)
+        .put(a_put())
+        .await
+        .map(|_| ())
 }
 
 async fn live_entries(s: &Served) -> u64 {
     let mut admin = s.harness.client("admin").await.expect("admin client");
-    admin.stats(pb::StatsRequest {}).await.expect("stats").into_inner().live_entries
+    admin
+        .stats(pb::StatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner()
+        .live_entries
 }
 
 fn client_tls(files: &TlsFiles) -> ClientTlsConfig {
@@ -48,7 +56,9 @@ fn client_tls(files: &TlsFiles) -> ClientTlsConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_clients_are_refused() {
     let s = served_embedded().await;
-    let refused = put_with(&s, None).await.expect_err("plaintext must not get in");
+    let refused = put_with(&s, None)
+        .await
+        .expect_err("plaintext must not get in");
     assert_ne!(refused.code(), Code::Ok);
     assert_eq!(live_entries(&s).await, 0, "nothing was stored");
 }
@@ -60,23 +70,37 @@ async fn clients_without_a_certificate_are_refused() {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))
         .domain_name("token-stash");
-    put_with(&s, Some(tls)).await.expect_err("no client certificate");
+    put_with(&s, Some(tls))
+        .await
+        .expect_err("no client certificate");
     assert_eq!(live_entries(&s).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_from_another_ca_are_refused() {
     let s = served_embedded().await;
-    let rogue = s.harness.pki().files_from_another_ca("login").expect("rogue files");
-    put_with(&s, Some(client_tls(&rogue))).await.expect_err("foreign CA");
+    let rogue = s
+        .harness
+        .pki()
+        .files_from_another_ca("login")
+        .expect("rogue files");
+    put_with(&s, Some(client_tls(&rogue)))
+        .await
+        .expect_err("foreign CA");
     assert_eq!(live_entries(&s).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_certificates_are_refused() {
     let s = served_embedded().await;
-    let expired = s.harness.pki().expired_files("login").expect("expired files");
-    put_with(&s, Some(client_tls(&expired))).await.expect_err("expired certificate");
+    let expired = s
+        .harness
+        .pki()
+        .expired_files("login")
+        .expect("expired files");
+    put_with(&s, Some(client_tls(&expired)))
+        .await
+        .expect_err("expired certificate");
     assert_eq!(live_entries(&s).await, 0);
 }
 
@@ -84,13 +108,21 @@ async fn expired_certificates_are_refused() {
 async fn a_valid_certificate_without_permission_is_permission_denied() {
     let s = served_embedded().await;
     let audit = s.harness.pki().files("audit");
-    let status = put_with(&s, Some(client_tls(&audit))).await.expect_err("audit may not put");
+    let status = put_with(&s, Some(client_tls(&audit)))
+        .await
+        .expect_err("audit may not put");
     assert_eq!(status.code(), Code::PermissionDenied);
-    assert!(status.message().contains("spiffe://tessera/audit"), "{}", status.message());
+    assert!(
+        status.message().contains("spiffe://tessera/audit"),
+        "{}",
+        status.message()
+    );
     assert!(status.message().contains("Put"), "{}", status.message());
     // The same certificate chain with an allowed identity gets in.
     let login = s.harness.pki().files("login");
-    put_with(&s, Some(client_tls(&login))).await.expect("login may put");
+    put_with(&s, Some(client_tls(&login)))
+        .await
+        .expect("login may put");
     assert_eq!(live_entries(&s).await, 1);
 }
 
@@ -98,9 +130,17 @@ async fn a_valid_certificate_without_permission_is_permission_denied() {
 async fn access_is_checked_per_rpc() {
     let s = served_embedded().await;
     let mut admin = s.harness.client("admin").await.expect("client");
-    admin.stats(pb::StatsRequest {}).await.expect("admin may read stats");
+    admin
+        .stats(pb::StatsRequest {})
+        .await
+        .expect("admin may read stats");
     let status = admin.put(a_put()).await.expect_err("admin may not put");
     assert_eq!(status.code(), Code::PermissionDenied);
-    let status = admin.take(pb::TakeRequest { token: "dc1.AAAAAAAAAAAAAAAAAAAAAA".into() }).await.expect_err("nor take");
+    let status = admin
+        .take(pb::TakeRequest {
+            token: "dc1.AAAAAAAAAAAAAAAAAAAAAA".into(),
+        })
+        .await
+        .expect_err("nor take");
     assert_eq!(status.code(), Code::PermissionDenied);
 }

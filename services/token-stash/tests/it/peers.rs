@@ -14,7 +14,10 @@ struct TwoDatacenters {
 
 async fn two_datacenters() -> TwoDatacenters {
     let pki = Arc::new(TestPki::new().expect("pki"));
-    let (listeners_a, listeners_b) = (StashHarness::bind().await.expect("bind"), StashHarness::bind().await.expect("bind"));
+    let (listeners_a, listeners_b) = (
+        StashHarness::bind().await.expect("bind"),
+        StashHarness::bind().await.expect("bind"),
+    );
     let (addr_a, addr_b) = (
         listeners_a.grpc.local_addr().expect("addr"),
         listeners_b.grpc.local_addr().expect("addr"),
@@ -54,14 +57,28 @@ async fn a_code_minted_in_one_dc_is_taken_in_the_other_at_once() {
     let token = in_a.put(put(true)).await.expect("put").into_inner().token;
     assert!(token.starts_with("dc-a."));
 
-    let taken = in_b.take(pb::TakeRequest { token: token.clone() }).await.expect("taken via dc-b");
+    let taken = in_b
+        .take(pb::TakeRequest {
+            token: token.clone(),
+        })
+        .await
+        .expect("taken via dc-b");
     assert_eq!(taken.into_inner().value, b"minted in dc-a");
 
     // The take ran at home: dc-a knows the token is consumed, from either side.
     for client in [&mut in_a, &mut in_b] {
-        let status = client.take(pb::TakeRequest { token: token.clone() }).await.expect_err("once only");
+        let status = client
+            .take(pb::TakeRequest {
+                token: token.clone(),
+            })
+            .await
+            .expect_err("once only");
         assert_eq!(status.code(), Code::FailedPrecondition);
-        assert!(status.message().contains("consumed"), "{}", status.message());
+        assert!(
+            status.message().contains("consumed"),
+            "{}",
+            status.message()
+        );
     }
 }
 
@@ -74,7 +91,11 @@ async fn concurrent_takes_across_dcs_have_one_winner() {
         let token = in_a.put(put(true)).await.expect("put").into_inner().token;
         let racers: Vec<_> = (0..16)
             .map(|i| {
-                let mut client = if i % 2 == 0 { in_a.clone() } else { in_b.clone() };
+                let mut client = if i % 2 == 0 {
+                    in_a.clone()
+                } else {
+                    in_b.clone()
+                };
                 let token = token.clone();
                 tokio::spawn(async move { client.take(pb::TakeRequest { token }).await.is_ok() })
             })
@@ -93,10 +114,26 @@ async fn a_session_minted_in_one_dc_is_readable_and_deletable_in_the_other() {
     let mut in_a = dcs.a.client("session-jwt").await.expect("client");
     let mut in_b = dcs.b.client("session-jwt").await.expect("client");
     let token = in_a.put(put(false)).await.expect("put").into_inner().token;
-    let got = in_b.get(pb::GetRequest { token: token.clone() }).await.expect("read via dc-b");
+    let got = in_b
+        .get(pb::GetRequest {
+            token: token.clone(),
+        })
+        .await
+        .expect("read via dc-b");
     assert_eq!(got.into_inner().value, b"minted in dc-a");
-    assert!(in_b.delete(pb::DeleteRequest { token: token.clone() }).await.expect("delete").into_inner().existed);
-    let status = in_a.get(pb::GetRequest { token }).await.expect_err("deleted at home");
+    assert!(
+        in_b.delete(pb::DeleteRequest {
+            token: token.clone()
+        })
+        .await
+        .expect("delete")
+        .into_inner()
+        .existed
+    );
+    let status = in_a
+        .get(pb::GetRequest { token })
+        .await
+        .expect_err("deleted at home");
     assert_eq!(status.code(), Code::NotFound);
 }
 
@@ -104,7 +141,9 @@ async fn a_session_minted_in_one_dc_is_readable_and_deletable_in_the_other() {
 async fn an_unreachable_home_dc_is_unavailable_and_named() {
     let pki = Arc::new(TestPki::new().expect("pki"));
     // An address nobody listens on: bind, note it, and close it again.
-    let vacant = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let vacant = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let vacant_addr = vacant.local_addr().expect("addr");
     drop(vacant);
     let b = StashHarness::builder(pki)
@@ -115,14 +154,24 @@ async fn an_unreachable_home_dc_is_unavailable_and_named() {
         .expect("dc-b starts");
     let mut in_b = b.client("login").await.expect("client");
     let token = "dc-a.AAAAAAAAAAAAAAAAAAAAAA".to_owned();
-    let status = in_b.take(pb::TakeRequest { token: token.clone() }).await.expect_err("home is down");
+    let status = in_b
+        .take(pb::TakeRequest {
+            token: token.clone(),
+        })
+        .await
+        .expect_err("home is down");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("dc-a"), "{}", status.message());
-    let status = in_b.get(pb::GetRequest { token }).await.expect_err("home is down");
+    let status = in_b
+        .get(pb::GetRequest { token })
+        .await
+        .expect_err("home is down");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 
     let status = in_b
-        .take(pb::TakeRequest { token: "dc-z.AAAAAAAAAAAAAAAAAAAAAA".into() })
+        .take(pb::TakeRequest {
+            token: "dc-z.AAAAAAAAAAAAAAAAAAAAAA".into(),
+        })
         .await
         .expect_err("no such peer");
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -38,7 +38,13 @@ pub async fn embedded_fixture() -> Fixture<EmbeddedStore> {
         .await
         .expect("embedded store opens");
     Fixture {
-        stash: Stash::new(store, dc(), sealer(), clock.shared(), Arc::new(StashMetrics::new())),
+        stash: Stash::new(
+            store,
+            dc(),
+            sealer(),
+            clock.shared(),
+            Arc::new(StashMetrics::new()),
+        ),
         clock,
         _guard: Box::new(dir),
     }
@@ -53,14 +59,26 @@ pub async fn redis_fixture() -> Fixture<RedisStore> {
         .await
         .expect("redis store opens");
     Fixture {
-        stash: Stash::new(store, dc(), sealer(), clock.shared(), Arc::new(StashMetrics::new())),
+        stash: Stash::new(
+            store,
+            dc(),
+            sealer(),
+            clock.shared(),
+            Arc::new(StashMetrics::new()),
+        ),
         clock,
         _guard: Box::new(redis),
     }
 }
 
 /// A put request.
-pub fn input(namespace: &str, value: &[u8], ttl_seconds: u32, single_use: bool, owner: &str) -> PutInput {
+pub fn input(
+    namespace: &str,
+    value: &[u8],
+    ttl_seconds: u32,
+    single_use: bool,
+    owner: &str,
+) -> PutInput {
     PutInput::parse(namespace, value.to_vec(), ttl_seconds, single_use, owner).expect("valid input")
 }
 
@@ -86,7 +104,9 @@ pub struct Served {
 pub async fn serve(backend: BackendKind, capacity: u64) -> Served {
     let pki = Arc::new(TestPki::new().expect("test PKI"));
     let clock = ManualClock::starting_now();
-    let builder = StashHarness::builder(pki).clock(clock.shared()).capacity(capacity);
+    let builder = StashHarness::builder(pki)
+        .clock(clock.shared())
+        .capacity(capacity);
     let (builder, redis) = match backend {
         BackendKind::Embedded => (builder, None),
         BackendKind::Redis => {

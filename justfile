@@ -1,0 +1,53 @@
+# Tessera developer commands. `just up` starts the system, `just test` runs every test.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+certs_dir := ".tessera/certs"
+
+# List the commands.
+default:
+    @just --list
+
+# Start Tessera on embedded defaults (dev certificates, the token stash). Ctrl-C stops it.
+up: _certs
+    @echo "Starting the token stash (embedded store in .tessera/data, mTLS with {{certs_dir}})…"
+    cargo run --quiet --bin tessera-token-stash -- serve
+
+# Create the dev CA and service certificates anew, replacing any old ones.
+certs:
+    cargo run --quiet --bin tessera-token-stash -- dev-certs --dir {{certs_dir}} --force
+
+# Create the dev certificates if missing or near expiry; keep valid ones.
+_certs:
+    cargo run --quiet --bin tessera-token-stash -- dev-certs --dir {{certs_dir}}
+
+# Run every test (unit, integration on both backends, interop); installs what is missing.
+test: _redis
+    cargo build --workspace --all-targets
+    bash interop/run.sh target/debug/tessera-token-stash
+    {{ if `command -v cargo-nextest >/dev/null && echo yes || echo no` == "yes" { "cargo nextest run --workspace --no-fail-fast" } else { "cargo test --workspace --no-fail-fast" } }}
+
+# Benchmarks: stash put+take through gRPC+mTLS on each backend against raw Redis.
+bench: _redis
+    cargo bench -p tessera-token-stash --bench stash
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Check formatting and lints (warnings are errors).
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Install redis-server from Debian's packages if it is missing.
+_redis:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v redis-server >/dev/null; then exit 0; fi
+    echo "redis-server is missing: installing Debian's redis-server package"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    # The tests start their own servers; the packaged service is not needed.
+    $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
