@@ -1,5 +1,6 @@
 //! `tessera-token-stash`: parse configuration, set up telemetry, run the stash.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -11,7 +12,7 @@ use tessera_token_stash::server::{self, Listeners};
 /// The Tessera token stash: short-lived values (login codes, sessions) behind opaque
 /// tokens, over gRPC with mutual TLS.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +54,8 @@ fn main() -> anyhow::Result<()> {
         Command::DevCerts { dir, force } => dev_certs(dir, force),
         Command::CheckConfig { config } => {
             let config = StashConfig::load(config.as_deref(), std::env::vars())?;
-            println!("{config:#?}");
+            // A closed stdout (e.g. piped into `head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{config:#?}");
             Ok(())
         }
     }
@@ -86,9 +88,13 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let started =
             server::start(config, SystemClock::shared(), listeners, shutdown_signal()).await?;
         // The ready line is the contract with scripts and tests that start the binary.
-        println!(
+        let _ = writeln!(
+            std::io::stdout(),
             "tessera-token-stash ready: grpc=https://{} admin=http://{} datacenter={} backend={}",
-            started.grpc_addr, started.admin_addr, started.datacenter, started.backend
+            started.grpc_addr,
+            started.admin_addr,
+            started.datacenter,
+            started.backend
         );
         tracing::info!(grpc = %started.grpc_addr, admin = %started.admin_addr, "token stash ready");
         started.serve().await?;
