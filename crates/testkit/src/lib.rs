@@ -9,6 +9,7 @@ mod otlp;
 mod pki;
 mod process;
 mod redis_server;
+mod requests;
 mod stash;
 
 pub use http::{http_get, HttpResponse};
@@ -16,6 +17,7 @@ pub use otlp::{OtlpCollector, ReceivedSpan};
 pub use pki::TestPki;
 pub use process::ServiceProcess;
 pub use redis_server::RedisServer;
+pub use requests::put_request;
 pub use stash::{bind_loopback, StashHarness, StashHarnessBuilder};
 
 /// Bounds every wait in the harness: long enough for a loaded CI machine, short enough to

@@ -21,8 +21,13 @@ impl RedisServer {
         Self::start_with_policy("noeviction").await
     }
 
-    /// Starts Redis with the given `maxmemory-policy`.
+    /// Starts Redis with the given `maxmemory-policy` (and 1 GB of memory).
     pub async fn start_with_policy(policy: &str) -> anyhow::Result<Self> {
+        Self::start_with_limits(policy, "1gb").await
+    }
+
+    /// Starts Redis with the given `maxmemory-policy` and `maxmemory` (e.g. `4mb`).
+    pub async fn start_with_limits(policy: &str, maxmemory: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("redis.sock");
         let mut child = Command::new("redis-server")
@@ -31,7 +36,7 @@ impl RedisServer {
             .args(["--unixsocketperm", "700", "--dir"])
             .arg(dir.path())
             .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
-            .args(["--maxmemory", "1gb", "--maxmemory-policy", policy])
+            .args(["--maxmemory", maxmemory, "--maxmemory-policy", policy])
             .args(["--loglevel", "notice"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

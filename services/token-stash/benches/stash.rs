@@ -14,7 +14,7 @@ use redis::aio::MultiplexedConnection;
 use tessera_clock::{Clock, SystemClock};
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::{RedisServer, StashHarness, TestPki};
+use tessera_testkit::{put_request, RedisServer, StashHarness, TestPki};
 use tessera_token_stash::store::{EmbeddedStore, EmbeddedStoreOptions};
 use tessera_token_stash::{DatacenterId, PutInput, Stash, StashMetrics, TokenSealer};
 use tonic::transport::Channel;
@@ -121,13 +121,7 @@ async fn through_stash(
         let value = value.clone();
         async move {
             let token = client
-                .put(pb::PutRequest {
-                    namespace: "code".into(),
-                    value: value.to_vec(),
-                    ttl_seconds: 60,
-                    single_use: true,
-                    owner: String::new(),
-                })
+                .put(put_request("code", value.to_vec(), 60, true, ""))
                 .await
                 .expect("put")
                 .into_inner()

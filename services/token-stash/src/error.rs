@@ -37,6 +37,9 @@ pub enum StashError {
     /// Storing the value would exceed the configured capacity.
     #[error("stash is full ({capacity} live entries): nothing was stored and no entry was evicted; retry after entries expire, or raise capacity_entries")]
     CapacityExhausted { capacity: u64 },
+    /// The store itself is out of room (Redis reached `maxmemory`).
+    #[error("the store is full ({0}): nothing was stored and no entry was evicted; retry after entries expire, or give the store more memory")]
+    StoreFull(String),
     /// The token was minted in a datacenter this stash has no peer for.
     #[error("token was minted in datacenter {dc:?}, which this stash has no peer for; add it under [peers]")]
     UnknownDatacenter { dc: String },
@@ -66,6 +69,7 @@ impl StashError {
             StashError::Consumed { .. } => "consumed",
             StashError::Expired { .. } => "expired",
             StashError::CapacityExhausted { .. } => "capacity_exhausted",
+            StashError::StoreFull(_) => "store_full",
             StashError::UnknownDatacenter { .. } => "unknown_datacenter",
             StashError::PeerUnavailable { .. } => "peer_unavailable",
             StashError::Storage(_) => "storage",
@@ -84,7 +88,9 @@ impl StashError {
             | StashError::UnknownDatacenter { .. } => Code::InvalidArgument,
             StashError::NotFound | StashError::Deleted => Code::NotFound,
             StashError::Consumed { .. } | StashError::Expired { .. } => Code::FailedPrecondition,
-            StashError::CapacityExhausted { .. } => Code::ResourceExhausted,
+            StashError::CapacityExhausted { .. } | StashError::StoreFull(_) => {
+                Code::ResourceExhausted
+            }
             StashError::PeerUnavailable { .. } => Code::Unavailable,
             StashError::Storage(_) => Code::Unavailable,
             StashError::RedisMayEvict { .. } | StashError::Config(_) => Code::Internal,
@@ -131,6 +137,12 @@ redb_errors!(
 
 impl From<redis::RedisError> for StashError {
     fn from(err: redis::RedisError) -> Self {
-        StashError::Storage(format!("redis: {err}"))
+        // With `noeviction`, a full Redis refuses writes with OOM: that is a refused put,
+        // not a broken store.
+        if err.code() == Some("OOM") {
+            StashError::StoreFull("Redis reached maxmemory".into())
+        } else {
+            StashError::Storage(format!("redis: {err}"))
+        }
     }
 }

@@ -11,6 +11,10 @@
 //! policy Redis may drop an unexpired token to make room, which is the failure this
 //! service exists to prevent. With `noeviction` a full Redis refuses the write instead.
 //!
+//! Scripts that only free memory or read (take, delete, purge, list, get, stats) are
+//! flagged to run even when Redis is at `maxmemory`, so a full Redis still lets codes be
+//! redeemed and sessions be ended; only puts are refused, as `RESOURCE_EXHAUSTED`.
+//!
 //! Keys are built inside scripts from the configured prefix, so this backend needs a
 //! standalone (optionally replicated) Redis 7.0 or later, not Redis Cluster.
 
@@ -207,6 +211,25 @@ fn gone_error(reply: &[Vec<u8>], now: UnixMillis) -> StashError {
     }
 }
 
+/// Reads a take or get script's reply: the entry, or why there is none.
+fn read_reply(reply: Vec<Vec<u8>>, now: UnixMillis) -> Result<StoredEntry, StashError> {
+    match reply.first().map(Vec::as_slice) {
+        Some(b"ok") => stored_entry(reply),
+        Some(b"reusable") => Err(StashError::WrongKind {
+            actual: "reusable",
+            use_instead: "Get",
+        }),
+        Some(b"single") => Err(StashError::WrongKind {
+            actual: "single-use",
+            use_instead: "Take",
+        }),
+        Some(b"expired") => Err(StashError::Expired {
+            at: reply.get(1).map(|b| millis(b)).unwrap_or_default(),
+        }),
+        _ => Err(gone_error(&reply, now)),
+    }
+}
+
 /// Reads `{'ok', value, namespace, owner, created_at, expires_at}`.
 fn stored_entry(mut reply: Vec<Vec<u8>>) -> Result<StoredEntry, StashError> {
     if reply.len() != 6 {
@@ -275,17 +298,7 @@ impl Store for RedisStore {
             .arg(self.remember_ms())
             .invoke_async(&mut self.connection.clone())
             .await?;
-        match reply.first().map(Vec::as_slice) {
-            Some(b"ok") => stored_entry(reply),
-            Some(b"reusable") => Err(StashError::WrongKind {
-                actual: "reusable",
-                use_instead: "Get",
-            }),
-            Some(b"expired") => Err(StashError::Expired {
-                at: reply.get(1).map(|b| millis(b)).unwrap_or_default(),
-            }),
-            _ => Err(gone_error(&reply, now)),
-        }
+        read_reply(reply, now)
     }
 
     async fn get(&self, key: TokenKey, now: UnixMillis) -> Result<StoredEntry, StashError> {
@@ -297,17 +310,7 @@ impl Store for RedisStore {
             .arg(now.0)
             .invoke_async(&mut self.connection.clone())
             .await?;
-        match reply.first().map(Vec::as_slice) {
-            Some(b"ok") => stored_entry(reply),
-            Some(b"single") => Err(StashError::WrongKind {
-                actual: "single-use",
-                use_instead: "Take",
-            }),
-            Some(b"expired") => Err(StashError::Expired {
-                at: reply.get(1).map(|b| millis(b)).unwrap_or_default(),
-            }),
-            _ => Err(gone_error(&reply, now)),
-        }
+        read_reply(reply, now)
     }
 
     async fn delete(&self, key: TokenKey, now: UnixMillis) -> Result<bool, StashError> {
@@ -413,7 +416,7 @@ return 1
 "#;
 
 // KEYS: entry, tombstone, expiries, bytes.  ARGV: key, now, prefix, remember ms.
-const TAKE: &str = r#"
+const TAKE: &str = r#"#!lua flags=allow-oom
 local e = redis.call('HMGET', KEYS[1], 'v', 'ns', 'ow', 'su', 'ca', 'exp')
 if not e[1] then
   local t = redis.call('GET', KEYS[2])
@@ -440,7 +443,7 @@ return {'ok', e[1], e[2], e[3], e[5], e[6]}
 "#;
 
 // KEYS: entry, tombstone.  ARGV: now.
-const GET: &str = r#"
+const GET: &str = r#"#!lua flags=no-writes
 local e = redis.call('HMGET', KEYS[1], 'v', 'ns', 'ow', 'su', 'ca', 'exp')
 if not e[1] then
   local t = redis.call('GET', KEYS[2])
@@ -453,7 +456,7 @@ return {'ok', e[1], e[2], e[3], e[5], e[6]}
 "#;
 
 // KEYS: entry, tombstone, expiries, bytes.  ARGV: key, now, prefix, remember ms.
-const DELETE: &str = r#"
+const DELETE: &str = r#"#!lua flags=allow-oom
 local e = redis.call('HMGET', KEYS[1], 'v', 'ns', 'ow', 'exp')
 if not e[1] then return 0 end
 redis.call('DEL', KEYS[1])
@@ -475,7 +478,7 @@ return 1
 "#;
 
 // KEYS: owner index.  ARGV: now, prefix.  Returns key, sealed token pairs.
-const LIST: &str = r#"
+const LIST: &str = r#"#!lua flags=allow-oom
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
 local out = {}
@@ -490,7 +493,7 @@ return out
 "#;
 
 // KEYS: expiries, bytes.  ARGV: now, limit, prefix, remember ms.
-const PURGE: &str = r#"
+const PURGE: &str = r#"#!lua flags=allow-oom
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, m in ipairs(members) do
   local sep = string.find(m, ':', 1, true)
@@ -512,7 +515,7 @@ return #members
 "#;
 
 // KEYS: expiries, bytes.  ARGV: now.  Returns live entries, live bytes.
-const STATS: &str = r#"
+const STATS: &str = r#"#!lua flags=no-writes
 local live = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
 local bytes = tonumber(redis.call('GET', KEYS[2]) or '0')
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tessera_proto::stash::v1 as pb;
-use tessera_testkit::{http_get, WAIT_LIMIT};
+use tessera_testkit::{http_get, put_request, WAIT_LIMIT};
 
 use crate::support::{served_embedded, served_redis, Served};
 
@@ -25,13 +25,7 @@ async fn metrics_count_puts_takes_failures_and_put_to_take_time() {
     let s = served_embedded().await;
     let mut client = s.harness.client("login").await.expect("client");
     let token = client
-        .put(pb::PutRequest {
-            namespace: "code".into(),
-            value: vec![0; 10],
-            ttl_seconds: 60,
-            single_use: true,
-            owner: String::new(),
-        })
+        .put(put_request("code", vec![0; 10], 60, true, ""))
         .await
         .expect("put")
         .into_inner()
@@ -48,13 +42,7 @@ async fn metrics_count_puts_takes_failures_and_put_to_take_time() {
         .await
         .expect_err("consumed");
     client
-        .put(pb::PutRequest {
-            namespace: String::new(),
-            value: vec![],
-            ttl_seconds: 60,
-            single_use: true,
-            owner: String::new(),
-        })
+        .put(put_request("", vec![], 60, true, ""))
         .await
         .expect_err("invalid");
 
@@ -80,13 +68,7 @@ async fn metrics_count_puts_takes_failures_and_put_to_take_time() {
 async fn expired_entries_are_purged_within_about_a_second(s: Served) {
     let mut client = s.harness.client("session-jwt").await.expect("client");
     client
-        .put(pb::PutRequest {
-            namespace: "session".into(),
-            value: vec![1; 7],
-            ttl_seconds: 1,
-            single_use: false,
-            owner: "henry".into(),
-        })
+        .put(put_request("session", vec![1; 7], 1, false, "henry"))
         .await
         .expect("put");
     let mut purged = s.harness.purged.clone();

@@ -2,6 +2,7 @@
 
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
+use tessera_testkit::put_request;
 use tonic::Code;
 
 use crate::support::{serve, BackendKind};
@@ -20,13 +21,13 @@ async fn take_is_exactly_once_for_64_racers_on_each_of_1000_tokens(backend: Back
     for round in 0..TOKENS {
         let token = clients[0]
             .clone()
-            .put(pb::PutRequest {
-                namespace: "code".into(),
-                value: round.to_string().into_bytes(),
-                ttl_seconds: 60,
-                single_use: true,
-                owner: String::new(),
-            })
+            .put(put_request(
+                "code",
+                round.to_string().into_bytes(),
+                60,
+                true,
+                "",
+            ))
             .await
             .expect("put")
             .into_inner()

@@ -399,110 +399,43 @@ async fn unknown_tokens_are_not_found<S: Store>(f: Fixture<S>) {
     assert!(!f.stash.delete(&stranger).await.expect("delete of nothing"));
 }
 
-// Restarts differ per backend (reopening a directory versus reconnecting to a server), so
-// they are written out for each.
+// Restarts differ per backend (reopening a directory versus reconnecting to a server):
+// each test supplies how to open its store; the case is the same.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_expired_entries_are_gone_after_restart() {
-    let dir = tempfile::tempdir().expect("dir");
+/// Stores a short-lived and a long-lived session, restarts, and checks that start-up
+/// purged the short one from every index before anything was read.
+async fn expired_entries_are_gone_after_restart<S, Open, Opening>(open: Open)
+where
+    S: Store,
+    Open: Fn(tessera_clock::UnixMillis) -> Opening,
+    Opening: std::future::Future<Output = S>,
+{
     let clock = tessera_clock::ManualClock::starting_now();
     let sealer = sealer();
-    let open = |capacity| {
-        let mut options = EmbeddedStoreOptions::new(dir.path().join("data"));
-        options.capacity = capacity;
-        let (clock, sealer) = (clock.clone(), sealer.clone());
-        async move {
-            let store = EmbeddedStore::open(options, clock.shared().now())
-                .await
-                .expect("open");
-            Stash::new(
-                store,
-                dc(),
-                sealer,
-                clock.shared(),
-                Arc::new(StashMetrics::new()),
-            )
-        }
-    };
-    let stash = open(100).await;
-    let (short, _) = stash
-        .put(input("session", b"short", 5, false, "dave"))
-        .await
-        .expect("put");
-    let (long, _) = stash
-        .put(input("session", b"long", 3600, false, "dave"))
-        .await
-        .expect("put");
-    stash.into_store().close().await;
-
-    clock.advance(secs(10));
-    let stash = open(100).await;
-    assert_eq!(
-        stash.stats().await.expect("stats").live_entries,
-        1,
-        "purged at start-up"
-    );
-    assert_eq!(
-        stash
-            .store()
-            .purge_expired(clock.shared().now())
-            .await
-            .expect("purge"),
-        0,
-        "start-up purge already ran"
-    );
-    assert!(matches!(
-        stash.get(&short).await,
-        Err(StashError::Expired { .. })
-    ));
-    assert_eq!(stash.get(&long).await.expect("survived").value, b"long");
-    let listed = stash
-        .list_by_owner(
-            &Namespace::try_from("session").expect("ns"),
-            &Owner::try_from("dave").expect("o"),
+    let stash = |store| {
+        Stash::new(
+            store,
+            dc(),
+            sealer.clone(),
+            clock.shared(),
+            Arc::new(StashMetrics::new()),
         )
-        .await
-        .expect("list");
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].expose(), long.expose());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_expired_entries_are_gone_after_restart() {
-    let redis = tessera_testkit::RedisServer::start().await.expect("redis");
-    let clock = tessera_clock::ManualClock::starting_now();
-    let sealer = sealer();
-    let open = || {
-        let options = RedisStoreOptions::new(redis.url());
-        let (clock, sealer) = (clock.clone(), sealer.clone());
-        async move {
-            let store = RedisStore::open(options, clock.shared().now())
-                .await
-                .expect("open");
-            Stash::new(
-                store,
-                dc(),
-                sealer,
-                clock.shared(),
-                Arc::new(StashMetrics::new()),
-            )
-        }
     };
-    let stash = open().await;
-    let (short, _) = stash
+    let before = stash(open(clock.shared().now()).await);
+    let (short, _) = before
         .put(input("session", b"short", 5, false, "dave"))
         .await
         .expect("put");
-    let (long, _) = stash
+    let (long, _) = before
         .put(input("session", b"long", 3600, false, "dave"))
         .await
         .expect("put");
-    drop(stash);
+    before.into_store().close().await;
 
     clock.advance(secs(10));
-    let stash = open().await;
+    let after = stash(open(clock.shared().now()).await);
     assert_eq!(
-        stash
+        after
             .store()
             .purge_expired(clock.shared().now())
             .await
@@ -510,13 +443,13 @@ async fn redis_expired_entries_are_gone_after_restart() {
         0,
         "start-up purge already ran"
     );
-    assert_eq!(stash.stats().await.expect("stats").live_entries, 1);
+    assert_eq!(after.stats().await.expect("stats").live_entries, 1);
     assert!(matches!(
-        stash.get(&short).await,
+        after.get(&short).await,
         Err(StashError::Expired { .. })
     ));
-    assert_eq!(stash.get(&long).await.expect("survived").value, b"long");
-    let listed = stash
+    assert_eq!(after.get(&long).await.expect("survived").value, b"long");
+    let listed = after
         .list_by_owner(
             &Namespace::try_from("session").expect("ns"),
             &Owner::try_from("dave").expect("o"),
@@ -527,6 +460,26 @@ async fn redis_expired_entries_are_gone_after_restart() {
         listed.iter().map(|t| t.expose()).collect::<Vec<_>>(),
         vec![long.expose()]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_expired_entries_are_gone_after_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    expired_entries_are_gone_after_restart(|now| {
+        let options = EmbeddedStoreOptions::new(dir.path().join("data"));
+        async move { EmbeddedStore::open(options, now).await.expect("open") }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_expired_entries_are_gone_after_restart() {
+    let redis = tessera_testkit::RedisServer::start().await.expect("redis");
+    expired_entries_are_gone_after_restart(|now| {
+        let options = RedisStoreOptions::new(redis.url());
+        async move { RedisStore::open(options, now).await.expect("open") }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,4 +543,45 @@ async fn redis_that_may_evict_is_refused_with_the_fix() {
         err.to_string().contains("maxmemory-policy noeviction"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_out_of_memory_refuses_puts_and_keeps_every_entry() {
+    let redis = tessera_testkit::RedisServer::start_with_limits("noeviction", "3mb")
+        .await
+        .expect("redis");
+    let clock = tessera_clock::ManualClock::starting_now();
+    let store = RedisStore::open(RedisStoreOptions::new(redis.url()), clock.shared().now())
+        .await
+        .expect("open");
+    let stash = Stash::new(
+        store,
+        dc(),
+        sealer(),
+        clock.shared(),
+        Arc::new(StashMetrics::new()),
+    );
+    let value = vec![7u8; 60 * 1024];
+    let mut stored = Vec::new();
+    let refusal = loop {
+        match stash.put(input("code", &value, 600, true, "")).await {
+            Ok((token, _)) => stored.push(token),
+            Err(err) => break err,
+        }
+        assert!(stored.len() < 1_000, "Redis never filled up");
+    };
+    assert!(matches!(refusal, StashError::StoreFull(_)), "{refusal:?}");
+    assert_eq!(refusal.to_status().code(), tonic::Code::ResourceExhausted);
+    assert!(!stored.is_empty());
+    // Every acknowledged entry is still there, and taking works at full memory.
+    for token in &stored {
+        assert_eq!(
+            stash.take(token).await.expect("kept and takeable").value,
+            value
+        );
+    }
+    stash
+        .put(input("code", &value, 600, true, ""))
+        .await
+        .expect("room again after takes");
 }

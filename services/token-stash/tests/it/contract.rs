@@ -2,6 +2,7 @@
 //! message a person can act on, on both backends.
 
 use tessera_proto::stash::v1 as pb;
+use tessera_testkit::put_request;
 use tonic::Code;
 
 use crate::support::{for_each_backend, secs, Served, FIXTURE_CAPACITY};
@@ -22,13 +23,7 @@ fn put(
     single_use: bool,
     owner: &str,
 ) -> pb::PutRequest {
-    pb::PutRequest {
-        namespace: namespace.into(),
-        value: value.to_vec(),
-        ttl_seconds,
-        single_use,
-        owner: owner.into(),
-    }
+    put_request(namespace, value.to_vec(), ttl_seconds, single_use, owner)
 }
 
 fn take(token: &str) -> pb::TakeRequest {

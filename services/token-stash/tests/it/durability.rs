@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::{RedisServer, ServiceProcess, TestPki};
+use tessera_testkit::{put_request, RedisServer, ServiceProcess, TestPki};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -48,13 +48,13 @@ async fn client(pki: &TestPki, process: &ServiceProcess) -> TokenStashClient<Cha
 }
 
 fn put(single_use: bool, owner: &str) -> pb::PutRequest {
-    pb::PutRequest {
-        namespace: if single_use { "code" } else { "session" }.into(),
-        value: b"must survive".to_vec(),
-        ttl_seconds: 3600,
+    put_request(
+        if single_use { "code" } else { "session" },
+        b"must survive".to_vec(),
+        3600,
         single_use,
-        owner: owner.into(),
-    }
+        owner,
+    )
 }
 
 async fn acknowledged_writes_survive_kill_9(redis: Option<&RedisServer>) {

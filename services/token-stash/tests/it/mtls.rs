@@ -4,19 +4,14 @@
 use tessera_mtls::TlsFiles;
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
+use tessera_testkit::put_request;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::Code;
 
 use crate::support::{served_embedded, Served};
 
 fn a_put() -> pb::PutRequest {
-    pb::PutRequest {
-        namespace: "code".into(),
-        value: b"v".to_vec(),
-        ttl_seconds: 60,
-        single_use: true,
-        owner: String::new(),
-    }
+    put_request("code", b"v".to_vec(), 60, true, "")
 }
 
 /// Tries one Put with a client configured by `tls`; the status if refused.

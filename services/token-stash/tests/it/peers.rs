@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tessera_proto::stash::v1 as pb;
-use tessera_testkit::{StashHarness, TestPki};
+use tessera_testkit::{put_request, StashHarness, TestPki};
 use tonic::Code;
 
 struct TwoDatacenters {
@@ -40,13 +40,13 @@ async fn two_datacenters() -> TwoDatacenters {
 }
 
 fn put(single_use: bool) -> pb::PutRequest {
-    pb::PutRequest {
-        namespace: if single_use { "code" } else { "session" }.into(),
-        value: b"minted in dc-a".to_vec(),
-        ttl_seconds: 60,
+    put_request(
+        if single_use { "code" } else { "session" },
+        b"minted in dc-a".to_vec(),
+        60,
         single_use,
-        owner: String::new(),
-    }
+        "",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
