@@ -18,7 +18,7 @@ pub use pki::TestPki;
 pub use process::ServiceProcess;
 pub use redis_server::RedisServer;
 pub use requests::put_request;
-pub use stash::{bind_loopback, StashHarness, StashHarnessBuilder};
+pub use stash::{bind_loopback, stash_process_env, StashHarness, StashHarnessBuilder};
 
 /// Bounds every wait in the harness: long enough for a loaded CI machine, short enough to
 /// fail a hung test with a message instead of hanging CI.

@@ -192,3 +192,34 @@ impl StashHarnessBuilder {
         })
     }
 }
+
+/// Environment for running the `tessera-token-stash` binary on free loopback ports with
+/// its state in `state_dir`, trusting `pki`; on Redis when `redis_url` is given.
+pub fn stash_process_env(
+    pki: &TestPki,
+    state_dir: &std::path::Path,
+    redis_url: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("TESSERA_STASH__LISTEN", "127.0.0.1:0".to_owned()),
+        ("TESSERA_STASH__ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+        (
+            "TESSERA_STASH__STORAGE__DATA_DIR",
+            state_dir.join("data").display().to_string(),
+        ),
+        (
+            "TESSERA_STASH__TOKENS__SEAL_KEY_FILE",
+            state_dir.join("seal.key").display().to_string(),
+        ),
+        (
+            "TESSERA_STASH__TLS__DEV_PKI_DIR",
+            pki.dir().display().to_string(),
+        ),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    if let Some(url) = redis_url {
+        env.push(("TESSERA_STASH__STORAGE__BACKEND", "redis".to_owned()));
+        env.push(("TESSERA_STASH__STORAGE__REDIS_URL", url.to_owned()));
+    }
+    env
+}

@@ -6,15 +6,15 @@
 //! is; the absolute numbers do not travel.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use redis::aio::MultiplexedConnection;
 use tessera_clock::{Clock, SystemClock};
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::{put_request, RedisServer, StashHarness, TestPki};
+use tessera_testkit::{put_request, stash_process_env, RedisServer, ServiceProcess, TestPki};
 use tessera_token_stash::store::{EmbeddedStore, EmbeddedStoreOptions};
 use tessera_token_stash::{DatacenterId, PutInput, Stash, StashMetrics, TokenSealer};
 use tonic::transport::Channel;
@@ -169,10 +169,28 @@ async fn transport_floor(
     .await
 }
 
-async fn clients(harness: &StashHarness) -> Vec<TokenStashClient<Channel>> {
+/// The stash binary, started as its own process like Redis is, so that neither side of a
+/// comparison shares the benchmark's runtime.
+async fn stash_process(pki: &TestPki, state: &Path, redis: Option<&RedisServer>) -> ServiceProcess {
+    let env = stash_process_env(pki, state, redis.map(|r| r.url()).as_deref());
+    ServiceProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_tessera-token-stash")),
+        &["serve"],
+        &env,
+    )
+    .await
+    .expect("stash process starts")
+}
+
+async fn clients(pki: &TestPki, process: &ServiceProcess) -> Vec<TokenStashClient<Channel>> {
+    let addr = process.addr("grpc").expect("grpc address");
     let mut clients = Vec::new();
     for _ in 0..CHANNELS {
-        clients.push(harness.client("login").await.expect("client"));
+        let channel = pki
+            .channel(&pki.files("login"), addr)
+            .await
+            .expect("channel");
+        clients.push(TokenStashClient::new(channel));
     }
     clients
 }
@@ -183,25 +201,26 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        eprintln!("starting redis-server (appendonly, appendfsync always) and two stashes…");
+        eprintln!(
+            "starting redis-server (appendonly, appendfsync always) and two stash processes…"
+        );
         let redis = RedisServer::start().await.expect("redis-server");
         let raw = redis::Client::open(redis.url())
             .expect("url")
             .get_multiplexed_async_connection()
             .await
             .expect("connect");
-        let pki = Arc::new(TestPki::new().expect("pki"));
-        let embedded = StashHarness::builder(pki.clone())
-            .start()
-            .await
-            .expect("embedded stash");
-        let on_redis = StashHarness::builder(pki)
-            .redis(&redis.url(), "bench:stash:")
-            .start()
-            .await
-            .expect("redis stash");
-        let (embedded_clients, redis_clients) =
-            (clients(&embedded).await, clients(&on_redis).await);
+        let pki = TestPki::new().expect("pki");
+        let (embedded_state, redis_state) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let embedded = stash_process(&pki, embedded_state.path(), None).await;
+        let on_redis = stash_process(&pki, redis_state.path(), Some(&redis)).await;
+        let (embedded_clients, redis_clients) = (
+            clients(&pki, &embedded).await,
+            clients(&pki, &on_redis).await,
+        );
         let store_dir = tempfile::tempdir().expect("dir");
         let store = EmbeddedStore::open(
             EmbeddedStoreOptions::new(store_dir.path()),
@@ -266,8 +285,8 @@ fn main() {
                 );
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), embedded.shutdown()).await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), on_redis.shutdown()).await;
+        let _ = embedded.terminate().await;
+        let _ = on_redis.terminate().await;
         redis.stop().await;
     });
 }

@@ -5,34 +5,14 @@ use std::path::Path;
 
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::{put_request, RedisServer, ServiceProcess, TestPki};
+use tessera_testkit::{put_request, stash_process_env, RedisServer, ServiceProcess, TestPki};
 use tonic::transport::Channel;
 use tonic::Code;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tessera-token-stash");
 
 async fn start(pki: &TestPki, state: &Path, redis: Option<&RedisServer>) -> ServiceProcess {
-    let mut env = vec![
-        ("TESSERA_STASH__LISTEN", "127.0.0.1:0".to_owned()),
-        ("TESSERA_STASH__ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
-        (
-            "TESSERA_STASH__STORAGE__DATA_DIR",
-            state.join("data").display().to_string(),
-        ),
-        (
-            "TESSERA_STASH__TOKENS__SEAL_KEY_FILE",
-            state.join("seal.key").display().to_string(),
-        ),
-        (
-            "TESSERA_STASH__TLS__DEV_PKI_DIR",
-            pki.dir().display().to_string(),
-        ),
-        ("RUST_LOG", "warn".to_owned()),
-    ];
-    if let Some(redis) = redis {
-        env.push(("TESSERA_STASH__STORAGE__BACKEND", "redis".to_owned()));
-        env.push(("TESSERA_STASH__STORAGE__REDIS_URL", redis.url()));
-    }
+    let env = stash_process_env(pki, state, redis.map(|r| r.url()).as_deref());
     ServiceProcess::spawn(Path::new(BINARY), &["serve"], &env)
         .await
         .expect("stash process starts")

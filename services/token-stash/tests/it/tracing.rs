@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::{OtlpCollector, ServiceProcess, TestPki, WAIT_LIMIT};
+use tessera_testkit::{stash_process_env, OtlpCollector, ServiceProcess, TestPki, WAIT_LIMIT};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tessera-token-stash");
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -15,25 +15,10 @@ async fn spans_are_exported_over_otlp_in_the_callers_trace() {
     let mut collector = OtlpCollector::start().await.expect("collector");
     let pki = TestPki::new().expect("pki");
     let state = tempfile::tempdir().expect("state");
-    let env = vec![
-        ("TESSERA_STASH__LISTEN", "127.0.0.1:0".to_owned()),
-        ("TESSERA_STASH__ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
-        (
-            "TESSERA_STASH__STORAGE__DATA_DIR",
-            state.path().join("data").display().to_string(),
-        ),
-        (
-            "TESSERA_STASH__TOKENS__SEAL_KEY_FILE",
-            state.path().join("seal.key").display().to_string(),
-        ),
-        (
-            "TESSERA_STASH__TLS__DEV_PKI_DIR",
-            pki.dir().display().to_string(),
-        ),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-    ];
+    let mut env = stash_process_env(&pki, state.path(), None);
+    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()));
+    env.push(("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()));
+    env.push(("RUST_LOG", "info".to_owned()));
     let process = ServiceProcess::spawn(Path::new(BINARY), &["serve"], &env)
         .await
         .expect("stash starts");
