@@ -8,7 +8,10 @@ venv="$root/target/interop-venv"
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "interop: creating a Python environment with grpcio and grpcio-tools in $venv"
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv"; then
+    echo "interop: python3 cannot create a virtual environment; install python3-venv (Debian) and run again" >&2
+    exit 1
+  fi
   "$venv/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-tools
 fi
 

@@ -176,8 +176,11 @@ fn prepare<S: Store>(
         readiness.set(false);
         let _ = purge.await;
         let _ = admin.await;
-        if let Ok(stash) = Arc::try_unwrap(stash) {
-            stash.into_store().close().await;
+        match Arc::try_unwrap(stash) {
+            Ok(stash) => stash.into_store().close().await,
+            Err(_) => tracing::warn!(
+                "the store is still in use at shutdown; it closes when the last user ends"
+            ),
         }
         served.map_err(|e| StashError::Storage(format!("gRPC server failed: {e}")))
     };

@@ -1,3 +1,4 @@
+use std::future::Future;
 use std::sync::Arc;
 
 use tessera_mtls::AccessPolicy;
@@ -5,11 +6,11 @@ use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_server::TokenStash;
 use tonic::{Request, Response, Status};
 
-use super::peers::{forwarded_status, PeerRoute, Peers};
+use super::peers::{forwarded_status, PeerClient, PeerRoute, Peers};
 use crate::stash::PutInput;
-use crate::store::{Store, StoredEntry};
+use crate::store::Store;
 use crate::token::{Namespace, Owner};
-use crate::{Stash, Token};
+use crate::{Stash, StashError, Token};
 
 /// The `tessera.stash.v1.TokenStash` service.
 #[derive(Debug)]
@@ -31,17 +32,41 @@ impl<S> StashService<S> {
     }
 }
 
-fn parse_token(text: &str) -> Result<Token, Status> {
-    Token::try_from(text).map_err(|e| e.to_status())
-}
+impl<S: Store> StashService<S> {
+    fn parse_token(&self, operation: &'static str, text: &str) -> Result<Token, Status> {
+        Token::try_from(text).map_err(|err| {
+            self.stash.metrics().failure(operation, &err);
+            err.to_status()
+        })
+    }
 
-fn entry_fields(entry: StoredEntry) -> (Vec<u8>, String, String, i64) {
-    (
-        entry.value,
-        entry.namespace,
-        entry.owner,
-        entry.expires_at.as_i64(),
-    )
+    /// Runs a call about `token` where the token lives: `local` here if this datacenter
+    /// minted it, otherwise `remote` against the home datacenter's stash, whose answer is
+    /// passed back as is (or as UNAVAILABLE naming the datacenter if it cannot be reached).
+    async fn at_home<'a, Req, Resp, Local, LocalDone, Remote, RemoteDone>(
+        &'a self,
+        rpc: &'static str,
+        token: Token,
+        request: Request<Req>,
+        local: Local,
+        remote: Remote,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Local: FnOnce(&'a Stash<S>, Token) -> LocalDone,
+        LocalDone: Future<Output = Result<Resp, StashError>>,
+        Remote: FnOnce(PeerClient, Req) -> RemoteDone,
+        RemoteDone: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        match self.peers.route(&token)? {
+            PeerRoute::Local => Ok(Response::new(local(&self.stash, token).await?)),
+            PeerRoute::Remote { datacenter, client } => {
+                self.stash.metrics().forwarded.inc(rpc);
+                remote(client, request.into_inner())
+                    .await
+                    .map_err(|status| forwarded_status(&datacenter, status))
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -72,31 +97,25 @@ impl<S: Store> TokenStash for StashService<S> {
         request: Request<pb::TakeRequest>,
     ) -> Result<Response<pb::TakeResponse>, Status> {
         self.access.authorize("Take", &request)?;
-        let token = parse_token(&request.get_ref().token)?;
+        let token = self.parse_token("take", &request.get_ref().token)?;
         // Single-use takes always run at the home datacenter, so a token can never be
         // taken twice across datacenters.
-        match self.peers.route(&token)? {
-            PeerRoute::Local => {
-                let (value, namespace, owner, expires_at_unix_ms) =
-                    entry_fields(self.stash.take(&token).await?);
-                Ok(Response::new(pb::TakeResponse {
-                    value,
-                    namespace,
-                    owner,
-                    expires_at_unix_ms,
-                }))
-            }
-            PeerRoute::Remote {
-                datacenter,
-                mut client,
-            } => {
-                self.stash.metrics().forwarded.inc("Take");
-                client
-                    .take(request.into_inner())
-                    .await
-                    .map_err(|s| forwarded_status(&datacenter, s))
-            }
-        }
+        self.at_home(
+            "Take",
+            token,
+            request,
+            |stash, token| async move {
+                let entry = stash.take(&token).await?;
+                Ok(pb::TakeResponse {
+                    value: entry.value,
+                    namespace: entry.namespace,
+                    owner: entry.owner,
+                    expires_at_unix_ms: entry.expires_at.as_i64(),
+                })
+            },
+            |mut peer, request| async move { peer.take(request).await },
+        )
+        .await
     }
 
     async fn get(
@@ -104,29 +123,23 @@ impl<S: Store> TokenStash for StashService<S> {
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
         self.access.authorize("Get", &request)?;
-        let token = parse_token(&request.get_ref().token)?;
-        match self.peers.route(&token)? {
-            PeerRoute::Local => {
-                let (value, namespace, owner, expires_at_unix_ms) =
-                    entry_fields(self.stash.get(&token).await?);
-                Ok(Response::new(pb::GetResponse {
-                    value,
-                    namespace,
-                    owner,
-                    expires_at_unix_ms,
-                }))
-            }
-            PeerRoute::Remote {
-                datacenter,
-                mut client,
-            } => {
-                self.stash.metrics().forwarded.inc("Get");
-                client
-                    .get(request.into_inner())
-                    .await
-                    .map_err(|s| forwarded_status(&datacenter, s))
-            }
-        }
+        let token = self.parse_token("get", &request.get_ref().token)?;
+        self.at_home(
+            "Get",
+            token,
+            request,
+            |stash, token| async move {
+                let entry = stash.get(&token).await?;
+                Ok(pb::GetResponse {
+                    value: entry.value,
+                    namespace: entry.namespace,
+                    owner: entry.owner,
+                    expires_at_unix_ms: entry.expires_at.as_i64(),
+                })
+            },
+            |mut peer, request| async move { peer.get(request).await },
+        )
+        .await
     }
 
     async fn delete(
@@ -134,23 +147,18 @@ impl<S: Store> TokenStash for StashService<S> {
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         self.access.authorize("Delete", &request)?;
-        let token = parse_token(&request.get_ref().token)?;
-        match self.peers.route(&token)? {
-            PeerRoute::Local => {
-                let existed = self.stash.delete(&token).await?;
-                Ok(Response::new(pb::DeleteResponse { existed }))
-            }
-            PeerRoute::Remote {
-                datacenter,
-                mut client,
-            } => {
-                self.stash.metrics().forwarded.inc("Delete");
-                client
-                    .delete(request.into_inner())
-                    .await
-                    .map_err(|s| forwarded_status(&datacenter, s))
-            }
-        }
+        let token = self.parse_token("delete", &request.get_ref().token)?;
+        self.at_home(
+            "Delete",
+            token,
+            request,
+            |stash, token| async move {
+                let existed = stash.delete(&token).await?;
+                Ok(pb::DeleteResponse { existed })
+            },
+            |mut peer, request| async move { peer.delete(request).await },
+        )
+        .await
     }
 
     async fn list_by_owner(

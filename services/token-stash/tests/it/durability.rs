@@ -164,3 +164,68 @@ async fn a_bad_configuration_is_refused_with_the_key_named() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("storage.capacity_entries"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_under_load_loses_no_acknowledged_write() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tessera_testkit::StashHarness;
+
+    let pki = Arc::new(TestPki::new().expect("pki"));
+    let data = tempfile::tempdir().expect("data dir");
+    let harness = StashHarness::builder(pki.clone())
+        .data_dir(data.path().to_owned())
+        .start()
+        .await
+        .expect("starts");
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let mut writers = Vec::new();
+    for _ in 0..8 {
+        let mut client = harness.client("login").await.expect("client");
+        let (acknowledged, enough) = (acknowledged.clone(), enough.clone());
+        writers.push(tokio::spawn(async move {
+            let mut tokens = Vec::new();
+            // Write until the stash stops answering.
+            while let Ok(reply) = client
+                .put(put_request(
+                    "session",
+                    b"in flight".to_vec(),
+                    600,
+                    false,
+                    "",
+                ))
+                .await
+            {
+                tokens.push(reply.into_inner().token);
+                if acknowledged.fetch_add(1, Ordering::SeqCst) + 1 == 200 {
+                    enough.notify_one();
+                }
+            }
+            tokens
+        }));
+    }
+    enough.notified().await;
+    harness
+        .shutdown()
+        .await
+        .expect("clean shutdown while writes are in flight");
+    let mut tokens = Vec::new();
+    for writer in writers {
+        tokens.extend(writer.await.expect("writer"));
+    }
+    assert!(tokens.len() >= 200);
+
+    let reopened = StashHarness::builder(pki)
+        .data_dir(data.path().to_owned())
+        .start()
+        .await
+        .expect("restarts");
+    let mut client = reopened.client("login").await.expect("client");
+    for token in tokens {
+        client
+            .get(pb::GetRequest { token })
+            .await
+            .expect("every acknowledged put survived");
+    }
+}
