@@ -16,5 +16,6 @@ pub fn put_request(
         ttl_seconds,
         single_use,
         owner: owner.into(),
+        token: String::new(),
     }
 }

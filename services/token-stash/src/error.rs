@@ -34,6 +34,9 @@ pub enum StashError {
     /// The token's time to live has passed.
     #[error("token expired at {at}: it is no longer valid; start the flow that issued it again")]
     Expired { at: UnixMillis },
+    /// A put with a chosen token found it in use, or used within the memory window.
+    #[error("token already in use: another caller stored under it first; read that entry instead")]
+    AlreadyExists,
     /// Storing the value would exceed the configured capacity.
     #[error("stash is full ({capacity} live entries): nothing was stored and no entry was evicted; retry after entries expire, or raise capacity_entries")]
     CapacityExhausted { capacity: u64 },
@@ -68,6 +71,7 @@ impl StashError {
             StashError::Deleted => "deleted",
             StashError::Consumed { .. } => "consumed",
             StashError::Expired { .. } => "expired",
+            StashError::AlreadyExists => "already_exists",
             StashError::CapacityExhausted { .. } => "capacity_exhausted",
             StashError::StoreFull(_) => "store_full",
             StashError::UnknownDatacenter { .. } => "unknown_datacenter",
@@ -87,6 +91,7 @@ impl StashError {
             | StashError::WrongKind { .. }
             | StashError::UnknownDatacenter { .. } => Code::InvalidArgument,
             StashError::NotFound | StashError::Deleted => Code::NotFound,
+            StashError::AlreadyExists => Code::AlreadyExists,
             StashError::Consumed { .. } | StashError::Expired { .. } => Code::FailedPrecondition,
             StashError::CapacityExhausted { .. } | StashError::StoreFull(_) => {
                 Code::ResourceExhausted

@@ -23,6 +23,8 @@ pub struct PutInput {
     pub single_use: bool,
     /// Who it belongs to, if anyone.
     pub owner: Option<Owner>,
+    /// Store under this token, only if it is not and was not recently in use.
+    pub chosen_token: Option<Token>,
 }
 
 impl PutInput {
@@ -41,7 +43,14 @@ impl PutInput {
             ttl: Ttl::try_from(ttl_seconds)?,
             single_use,
             owner: Owner::optional(owner)?,
+            chosen_token: None,
         })
+    }
+
+    /// Stores under `token` (put-if-absent) instead of a freshly minted token.
+    pub fn with_token(mut self, token: Token) -> Self {
+        self.chosen_token = Some(token);
+        self
     }
 }
 
@@ -115,7 +124,18 @@ impl<S: Store> Stash<S> {
     }
 
     async fn try_put(&self, input: PutInput) -> Result<(Token, UnixMillis), StashError> {
-        let token = Token::mint(&self.datacenter)?;
+        let token = match input.chosen_token {
+            Some(token) if token.home() == self.datacenter.as_str() => token,
+            Some(token) => return Err(StashError::invalid(
+                "token",
+                format!(
+                    "names datacenter {:?}; a chosen token must name this stash's datacenter {:?}",
+                    token.home(),
+                    self.datacenter.as_str()
+                ),
+            )),
+            None => Token::mint(&self.datacenter)?,
+        };
         let now = self.clock.now();
         let expires_at = now.saturating_add(input.ttl.duration());
         let sealed_token = match input.owner {

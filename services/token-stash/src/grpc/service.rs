@@ -82,8 +82,13 @@ impl<S: Store> TokenStash for StashService<S> {
             ttl_seconds,
             single_use,
             owner,
+            token,
         } = request.into_inner();
         let input = PutInput::parse(&namespace, value, ttl_seconds, single_use, &owner)
+            .and_then(|input| match token.as_str() {
+                "" => Ok(input),
+                chosen => Ok(input.with_token(Token::try_from(chosen)?)),
+            })
             .inspect_err(|e| self.stash.metrics().failure("put", e))?;
         let (token, expires_at) = self.stash.put(input).await?;
         Ok(Response::new(pb::PutResponse {

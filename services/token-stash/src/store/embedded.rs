@@ -448,6 +448,11 @@ impl<'txn> Tables<'txn> {
     }
 
     fn put(&mut self, key: TokenKey, record: Record, now: UnixMillis) -> Step<()> {
+        if self.entries.get(key.0.as_slice())?.is_some()
+            || !matches!(gone(&self.tombstones, &key, now)?, StashError::NotFound)
+        {
+            return Ok(Err(StashError::AlreadyExists));
+        }
         if self.live_entries >= self.options.capacity {
             // Expired entries not yet purged must never be why a put is refused.
             self.purge(now, usize::MAX)?;

@@ -119,9 +119,11 @@ impl GoneReason {
 /// - `take` is atomic: of any number of concurrent takes of one token, exactly one wins;
 /// - a consumed or expired token is reported as such for at least the configured memory
 ///   time (bounded in count), then as not found;
-/// - `list_by_owner` lists only live entries.
+/// - `list_by_owner` lists only live entries;
+/// - `put` never overwrites: a key that is stored or remembered gets `AlreadyExists`.
 pub trait Store: Send + Sync + 'static {
-    /// Stores `entry` under `key`, unless that would exceed `capacity` live entries.
+    /// Stores `entry` under `key`, unless that would exceed `capacity` live entries or
+    /// `key` is in use or remembered (a token is never used twice): put-if-absent.
     fn put(
         &self,
         key: TokenKey,

@@ -275,12 +275,12 @@ impl Store for RedisStore {
             .arg(remembered_until.0)
             .invoke_async(&mut self.connection.clone())
             .await?;
-        if stored == 1 {
-            Ok(())
-        } else {
-            Err(StashError::CapacityExhausted {
+        match stored {
+            1 => Ok(()),
+            -1 => Err(StashError::AlreadyExists),
+            _ => Err(StashError::CapacityExhausted {
                 capacity: self.options.capacity,
-            })
+            }),
         }
     }
 
@@ -397,6 +397,9 @@ impl Store for RedisStore {
 // ARGV: key, value, namespace, owner, single_use, created_at, expires_at, sealed token,
 //       now, capacity, tombstone until.
 const PUT: &str = r#"
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
+  return -1
+end
 if redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[9], '+inf') >= tonumber(ARGV[10]) then
   return 0
 end

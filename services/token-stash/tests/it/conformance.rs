@@ -25,6 +25,7 @@ for_each_backend!(embedded_fixture, redis_fixture:
     stats_count_live_entries_and_bytes,
     purge_removes_expired_entries_from_every_index,
     unknown_tokens_are_not_found,
+    a_chosen_token_is_stored_only_if_absent,
 );
 
 async fn reusable_entries_are_readable_until_expiry_and_not_after<S: Store>(f: Fixture<S>) {
@@ -384,6 +385,50 @@ async fn purge_removes_expired_entries_from_every_index<S: Store>(f: Fixture<S>)
         .await
         .expect("list");
     assert!(listed.is_empty());
+}
+
+async fn a_chosen_token_is_stored_only_if_absent<S: Store>(f: Fixture<S>) {
+    let chosen = || {
+        tessera_token_stash::Token::try_from("dc1.Y2hvc2VuLWJ5LXRoZS1jYWxsZXI")
+            .expect("well-formed")
+    };
+    let (token, _) = f
+        .stash
+        .put(input("result", b"first", 60, false, "").with_token(chosen()))
+        .await
+        .expect("absent: stored");
+    assert_eq!(token.expose(), chosen().expose());
+    let err = f
+        .stash
+        .put(input("result", b"second", 60, false, "").with_token(chosen()))
+        .await
+        .expect_err("present: refused");
+    assert!(matches!(err, StashError::AlreadyExists), "{err:?}");
+    assert_eq!(
+        f.stash.get(&chosen()).await.expect("first kept").value,
+        b"first"
+    );
+
+    // A token that was used stays used while it is remembered.
+    f.stash.delete(&chosen()).await.expect("delete");
+    let err = f
+        .stash
+        .put(input("result", b"third", 60, false, "").with_token(chosen()))
+        .await
+        .expect_err("remembered: refused");
+    assert!(matches!(err, StashError::AlreadyExists), "{err:?}");
+
+    let foreign = tessera_token_stash::Token::try_from("dc9.Y2hvc2VuLWJ5LXRoZS1jYWxsZXI")
+        .expect("well-formed");
+    let err = f
+        .stash
+        .put(input("result", b"x", 60, false, "").with_token(foreign))
+        .await
+        .expect_err("other datacenter");
+    assert!(
+        matches!(err, StashError::InvalidArgument { field: "token", .. }),
+        "{err:?}"
+    );
 }
 
 async fn unknown_tokens_are_not_found<S: Store>(f: Fixture<S>) {

@@ -14,6 +14,7 @@ for_each_backend!(served_embedded, served_redis:
     consumed_and_expired_are_failed_precondition_naming_the_reason,
     a_full_stash_is_resource_exhausted,
     list_by_owner_returns_usable_tokens,
+    concurrent_puts_of_one_chosen_token_have_one_winner,
 );
 
 fn put(
@@ -309,4 +310,39 @@ async fn list_by_owner_returns_usable_tokens(s: Served) {
         .into_inner()
         .tokens;
     assert_eq!(listed.len(), 1);
+}
+
+async fn concurrent_puts_of_one_chosen_token_have_one_winner(s: Served) {
+    let client = s.harness.client("session-jwt").await.expect("client");
+    let chosen = "dc1.cmFjZS1mb3ItdGhlLXNhbWUtdG9rZW4";
+    let racers: Vec<_> = (0..16)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let mut request = put("result", format!("candidate-{i}").as_bytes(), 60, false, "");
+                request.token = chosen.into();
+                client.put(request).await.map(|_| i)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        match racer.await.expect("task") {
+            Ok(i) => winners.push(i),
+            Err(status) => assert_eq!(status.code(), Code::AlreadyExists, "{status:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one put wins");
+    let mut client = client;
+    let stored = client
+        .get(get(chosen))
+        .await
+        .expect("get")
+        .into_inner()
+        .value;
+    assert_eq!(
+        stored,
+        format!("candidate-{}", winners[0]).into_bytes(),
+        "everyone reads the winner's value"
+    );
 }
