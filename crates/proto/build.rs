@@ -1,7 +1,10 @@
 //! Compiles the protos with a pure-Rust compiler, so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/tessera/stash/v1/stash.proto"];
+    let protos = [
+        "proto/tessera/stash/v1/stash.proto",
+        "proto/tessera/session/v1/session.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

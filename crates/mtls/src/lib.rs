@@ -18,4 +18,4 @@ pub use access::AccessPolicy;
 pub use dev_pki::{DevCa, DevPki, IssuedCertificate, DEV_SERVICES};
 pub use error::MtlsError;
 pub use identity::{peer_identity, ServiceIdentity, SPIFFE_PREFIX};
-pub use tls::TlsFiles;
+pub use tls::{TlsFiles, TlsSettings};

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
-use crate::MtlsError;
+use crate::{DevPki, MtlsError, ServiceIdentity};
 
 /// The three files a service needs for mutual TLS.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -46,5 +46,53 @@ impl TlsFiles {
         let identity = Identity::from_pem(read(&self.cert_file)?, read(&self.key_file)?);
         let ca = Certificate::from_pem(read(&self.ca_file)?);
         Ok((identity, ca))
+    }
+}
+
+/// The `[tls]` section every service's configuration has: either the three files, or a
+/// development PKI directory created on first use.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// The CA certificate peers must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// This service's certificate.
+    pub cert_file: Option<PathBuf>,
+    /// This service's private key.
+    pub key_file: Option<PathBuf>,
+    /// When the files are not set: a dev PKI created here on first use.
+    pub dev_pki_dir: PathBuf,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            dev_pki_dir: PathBuf::from(".tessera/certs"),
+        }
+    }
+}
+
+impl TlsSettings {
+    /// The files `identity` uses: the configured ones, or the dev PKI's (created if
+    /// missing, with a warning that they are for development).
+    pub fn resolve(&self, identity: &ServiceIdentity) -> Result<TlsFiles, MtlsError> {
+        match (&self.ca_file, &self.cert_file, &self.key_file) {
+            (Some(ca), Some(cert), Some(key)) => Ok(TlsFiles {
+                ca_file: ca.clone(),
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+            }),
+            (None, None, None) => {
+                let pki = DevPki::ensure(&self.dev_pki_dir)?;
+                tracing::warn!(dir = %self.dev_pki_dir.display(), "using development certificates; set tls.ca_file, tls.cert_file and tls.key_file in production");
+                Ok(pki.files_for(identity))
+            }
+            _ => Err(MtlsError::Certificate(
+                "tls: set all of ca_file, cert_file and key_file, or none of them to use the dev PKI".into(),
+            )),
+        }
     }
 }

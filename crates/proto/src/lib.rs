@@ -9,3 +9,10 @@ pub mod stash {
         tonic::include_proto!("tessera.stash.v1");
     }
 }
+
+/// The session contract (`tessera.session.v1`).
+pub mod session {
+    pub mod v1 {
+        tonic::include_proto!("tessera.session.v1");
+    }
+}

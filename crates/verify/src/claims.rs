@@ -112,6 +112,7 @@ fn signature_len(token: &str) -> usize {
 }
 
 /// base64url without padding, as JWS uses.
+#[cfg(feature = "sign")]
 pub(crate) fn encode_part(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }

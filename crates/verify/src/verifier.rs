@@ -102,6 +102,17 @@ impl Verifier {
     /// Verifies `token` at `now`: signature, issuer, audience, revocation, validity.
     /// Rejections are boxed: the common case is success, and it stays small.
     pub fn verify(&self, token: &str, now: UnixMillis) -> Result<VerifiedSession, Box<Rejection>> {
+        self.verify_for(token, &self.config.audience, now)
+    }
+
+    /// Verifies `token` for `audience` instead of the configured one: for a service that
+    /// verifies on behalf of many sites.
+    pub fn verify_for(
+        &self,
+        token: &str,
+        audience: &str,
+        now: UnixMillis,
+    ) -> Result<VerifiedSession, Box<Rejection>> {
         let cache_key = VerifiedCache::key(token);
         let cached = self
             .cache
@@ -119,7 +130,7 @@ impl Verifier {
                 claims
             }
         };
-        self.check_claims(&claims, now)
+        self.check_claims(&claims, audience, now)
             .map_err(|error| Box::new(Rejection::about(error, &claims)))?;
         Ok(VerifiedSession { claims })
     }
@@ -147,16 +158,21 @@ impl Verifier {
         Ok(decoded.claims)
     }
 
-    fn check_claims(&self, claims: &Claims, now: UnixMillis) -> Result<(), VerifyError> {
+    fn check_claims(
+        &self,
+        claims: &Claims,
+        audience: &str,
+        now: UnixMillis,
+    ) -> Result<(), VerifyError> {
         if claims.iss != self.config.issuer {
             return Err(VerifyError::WrongIssuer {
                 expected: self.config.issuer.clone(),
                 actual: claims.iss.chars().take(256).collect(),
             });
         }
-        if claims.aud != self.config.audience {
+        if claims.aud != audience {
             return Err(VerifyError::WrongAudience {
-                expected: self.config.audience.clone(),
+                expected: audience.to_owned(),
                 actual: claims.aud.chars().take(256).collect(),
             });
         }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tessera_mtls::{AccessPolicy, DevPki, ServiceIdentity, TlsFiles};
+use tessera_mtls::{AccessPolicy, ServiceIdentity, TlsSettings};
 use tessera_telemetry::LogFormat;
 
 use crate::store::{EmbeddedStoreOptions, RedisStoreOptions};
@@ -44,7 +44,7 @@ pub struct StashConfig {
     pub tokens: TokensConfig,
     /// Certificates.
     #[serde(default)]
-    pub tls: TlsConfig,
+    pub tls: TlsSettings,
     /// Who may call which RPC.
     #[serde(default = "default_access")]
     pub access: AccessPolicy,
@@ -124,53 +124,6 @@ impl Default for TokensConfig {
     }
 }
 
-/// The `[tls]` section: either the three files, or a dev PKI directory.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// The CA certificate clients and peers must chain to.
-    pub ca_file: Option<PathBuf>,
-    /// This stash's certificate (identity `spiffe://tessera/token-stash`).
-    pub cert_file: Option<PathBuf>,
-    /// This stash's private key.
-    pub key_file: Option<PathBuf>,
-    /// When the files are not set: a dev PKI created here on first use.
-    pub dev_pki_dir: PathBuf,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig {
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
-            dev_pki_dir: PathBuf::from(".tessera/certs"),
-        }
-    }
-}
-
-impl TlsConfig {
-    /// The files to use: the configured ones, or the dev PKI's (created if missing).
-    pub fn resolve(&self) -> Result<TlsFiles, StashError> {
-        match (&self.ca_file, &self.cert_file, &self.key_file) {
-            (Some(ca), Some(cert), Some(key)) => Ok(TlsFiles {
-                ca_file: ca.clone(),
-                cert_file: cert.clone(),
-                key_file: key.clone(),
-            }),
-            (None, None, None) => {
-                let pki = DevPki::ensure(&self.dev_pki_dir)
-                    .map_err(|e| StashError::Config(format!("tls.dev_pki_dir: {e}")))?;
-                tracing::warn!(dir = %self.dev_pki_dir.display(), "using development certificates; set tls.ca_file, tls.cert_file and tls.key_file in production");
-                Ok(pki.files_for(&stash_identity()))
-            }
-            _ => Err(StashError::Config(
-                "tls: set all of ca_file, cert_file and key_file, or none of them to use the dev PKI".into(),
-            )),
-        }
-    }
-}
-
 /// One `[peers.<dc>]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,7 +184,7 @@ impl Default for StashConfig {
             log_format: LogFormat::default(),
             storage: StorageConfig::default(),
             tokens: TokensConfig::default(),
-            tls: TlsConfig::default(),
+            tls: TlsSettings::default(),
             access: default_access(),
             peers: BTreeMap::new(),
         }
@@ -245,27 +198,8 @@ impl StashConfig {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, StashError> {
-        let text = match path {
-            Some(path) => std::fs::read_to_string(path).map_err(|e| {
-                StashError::Config(format!("cannot read config file {}: {e}", path.display()))
-            })?,
-            None => String::new(),
-        };
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
-            StashError::Config(format!(
-                "{}: {e}",
-                path.map(|p| p.display().to_string()).unwrap_or_default()
-            ))
-        })?;
-        for (name, raw) in env {
-            if let Some(key_path) = name.strip_prefix(ENV_PREFIX) {
-                apply_override(&mut table, key_path, &raw)
-                    .map_err(|e| StashError::Config(format!("{name}: {e}")))?;
-            }
-        }
-        let merged = toml::to_string(&table).map_err(|e| StashError::Config(e.to_string()))?;
-        let config: StashConfig = toml::from_str(&merged)
-            .map_err(|e| StashError::Config(e.message().trim().to_owned()))?;
+        let config: StashConfig = tessera_config::load(path, env, ENV_PREFIX)
+            .map_err(|e| StashError::Config(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -326,28 +260,6 @@ impl StashConfig {
             remember_for: Duration::from_secs(self.tokens.remember_seconds),
         }
     }
-}
-
-fn apply_override(table: &mut toml::Table, key_path: &str, raw: &str) -> Result<(), String> {
-    let keys: Vec<String> = key_path.split("__").map(|k| k.to_lowercase()).collect();
-    let Some((last, parents)) = keys.split_last() else {
-        return Err("no key after the prefix".into());
-    };
-    let mut current = table;
-    for key in parents {
-        let entry = current
-            .entry(key.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = entry
-            .as_table_mut()
-            .ok_or_else(|| format!("{key} is not a section"))?;
-    }
-    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
-    current.insert(last.clone(), value);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -90,7 +90,10 @@ pub async fn start(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<StartedStash, StashError> {
-    let tls = config.tls.resolve()?;
+    let tls = config
+        .tls
+        .resolve(&crate::config::stash_identity())
+        .map_err(|e| StashError::Config(format!("tls: {e}")))?;
     let sealer = TokenSealer::load_or_create(&config.tokens.seal_key_file)?;
     let now = clock.now();
     match config.storage.backend {

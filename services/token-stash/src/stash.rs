@@ -126,14 +126,16 @@ impl<S: Store> Stash<S> {
     async fn try_put(&self, input: PutInput) -> Result<(Token, UnixMillis), StashError> {
         let token = match input.chosen_token {
             Some(token) if token.home() == self.datacenter.as_str() => token,
-            Some(token) => return Err(StashError::invalid(
-                "token",
-                format!(
+            Some(token) => {
+                return Err(StashError::invalid(
+                    "token",
+                    format!(
                     "names datacenter {:?}; a chosen token must name this stash's datacenter {:?}",
                     token.home(),
                     self.datacenter.as_str()
                 ),
-            )),
+                ))
+            }
             None => Token::mint(&self.datacenter)?,
         };
         let now = self.clock.now();
