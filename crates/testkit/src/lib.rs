@@ -10,6 +10,7 @@ mod pki;
 mod process;
 mod redis_server;
 mod requests;
+mod session;
 mod stash;
 
 pub use http::{http_get, HttpResponse};
@@ -18,6 +19,7 @@ pub use pki::TestPki;
 pub use process::ServiceProcess;
 pub use redis_server::RedisServer;
 pub use requests::put_request;
+pub use session::SessionHarness;
 pub use stash::{bind_loopback, stash_process_env, StashHarness, StashHarnessBuilder};
 
 /// Bounds every wait in the harness: long enough for a loaded CI machine, short enough to

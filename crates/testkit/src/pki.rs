@@ -79,8 +79,18 @@ impl TestPki {
         files: &TlsFiles,
         addr: std::net::SocketAddr,
     ) -> anyhow::Result<Channel> {
+        self.channel_to(files, addr, "token-stash").await
+    }
+
+    /// A connected mutual-TLS channel to the service `server_name` at `addr`.
+    pub async fn channel_to(
+        &self,
+        files: &TlsFiles,
+        addr: std::net::SocketAddr,
+        server_name: &str,
+    ) -> anyhow::Result<Channel> {
         Ok(Endpoint::from_shared(format!("https://{addr}"))?
-            .tls_config(files.client_config("token-stash")?)?
+            .tls_config(files.client_config(server_name)?)?
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect()
             .await?)

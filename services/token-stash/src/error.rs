@@ -1,5 +1,8 @@
 use tessera_clock::UnixMillis;
 
+/// The gRPC metadata key carrying [`StashError::code`] on every error status.
+pub const CODE_METADATA: &str = "tessera-code";
+
 /// Everything the stash can answer instead of a value. Each variant has a stable code
 /// ([`StashError::code`]) and maps to exactly one gRPC status ([`StashError::to_status`]),
 /// so the contract in `stash.proto` is kept in one place.
@@ -100,7 +103,13 @@ impl StashError {
             StashError::Storage(_) => Code::Unavailable,
             StashError::RedisMayEvict { .. } | StashError::Config(_) => Code::Internal,
         };
-        tonic::Status::new(code, self.to_string())
+        let mut status = tonic::Status::new(code, self.to_string());
+        // The stable code rides along, so callers never parse the prose.
+        status.metadata_mut().insert(
+            CODE_METADATA,
+            tonic::metadata::MetadataValue::from_static(self.code()),
+        );
+        status
     }
 
     pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> Self {

@@ -20,7 +20,7 @@ mod seal;
 mod stash;
 mod token;
 
-pub use error::StashError;
+pub use error::{StashError, CODE_METADATA};
 pub use metrics::StashMetrics;
 pub use seal::TokenSealer;
 pub use stash::{PutInput, Stash, StashStats};

@@ -1,0 +1,167 @@
+//! The session service's configuration: a TOML file, then `TESSERA_SESSION__<SECTION>__<KEY>`
+//! environment overrides.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tessera_mtls::{AccessPolicy, ServiceIdentity, TlsSettings};
+use tessera_telemetry::LogFormat;
+
+use crate::sessions::{Settings, MAX_LIFETIME};
+use crate::SessionError;
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "TESSERA_SESSION__";
+
+/// Everything `tessera-session-jwt serve` is configured by.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// The gRPC (mutual TLS) address.
+    pub listen: SocketAddr,
+    /// The admin HTTP address.
+    pub admin_listen: SocketAddr,
+    /// `human` or `json`.
+    pub log_format: LogFormat,
+    /// `iss` of every token. Keep it short: every cookie carries it.
+    pub issuer: String,
+    /// Access token lifetime (the soft expiry), seconds.
+    pub access_token_seconds: u64,
+    /// A session's hard lifetime, seconds (at most 23 hours).
+    pub session_lifetime_seconds: u64,
+    /// How long concurrent refreshes with one refresh token get the same pair, seconds.
+    pub refresh_grace_seconds: u64,
+    /// How long a replaced signing key stays published, seconds.
+    pub retired_key_publish_seconds: u64,
+    /// The directory of signing keys; replicas share it.
+    pub keys_dir: PathBuf,
+    /// The secret that derives stash tokens; replicas share it.
+    pub secret_file: PathBuf,
+    /// The token stash sessions live in.
+    pub stash: StashConfig,
+    /// Certificates.
+    pub tls: TlsSettings,
+    /// Who may call which RPC.
+    pub access: AccessPolicy,
+}
+
+/// The `[stash]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StashConfig {
+    /// e.g. `https://127.0.0.1:7401`.
+    pub url: String,
+    /// The stash's datacenter id (tokens the service derives must name it).
+    pub datacenter: String,
+    /// The name its certificate is checked against.
+    pub server_name: String,
+}
+
+impl Default for StashConfig {
+    fn default() -> Self {
+        StashConfig {
+            url: "https://127.0.0.1:7401".into(),
+            datacenter: "dc1".into(),
+            server_name: "token-stash".into(),
+        }
+    }
+}
+
+/// The identity of the session service.
+pub fn session_identity() -> ServiceIdentity {
+    ServiceIdentity::parse("session-jwt").unwrap_or_else(|_| unreachable!("a valid literal"))
+}
+
+fn ids(names: &[&str]) -> BTreeSet<ServiceIdentity> {
+    names
+        .iter()
+        .filter_map(|n| ServiceIdentity::parse(n).ok())
+        .collect()
+}
+
+/// The login service may do everything but rotate keys; admins may rotate and read.
+pub fn default_access() -> AccessPolicy {
+    let mut per_rpc = BTreeMap::new();
+    per_rpc.insert("RotateKeys".into(), ids(&["admin"]));
+    per_rpc.insert("GetJwks".into(), ids(&["login", "admin", "audit"]));
+    per_rpc.insert(
+        "StreamRevocations".into(),
+        ids(&["login", "admin", "audit"]),
+    );
+    AccessPolicy {
+        default: ids(&["login"]),
+        per_rpc,
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7402)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 7482)),
+            log_format: LogFormat::default(),
+            issuer: "tessera".into(),
+            access_token_seconds: 300,
+            session_lifetime_seconds: 12 * 60 * 60,
+            refresh_grace_seconds: 30,
+            retired_key_publish_seconds: 13 * 60 * 60,
+            keys_dir: PathBuf::from(".tessera/keys/session-jwt"),
+            secret_file: PathBuf::from(".tessera/secrets/session-jwt.key"),
+            stash: StashConfig::default(),
+            tls: TlsSettings::default(),
+            access: default_access(),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Reads `path` (if given), applies `TESSERA_SESSION__*` overrides, validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SessionError> {
+        let config: SessionConfig = tessera_config::load(path, env, ENV_PREFIX)
+            .map_err(|e| SessionError::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), SessionError> {
+        let bad = |msg: String| Err(SessionError::Config(msg));
+        if self.issuer.is_empty() || self.issuer.len() > 32 {
+            return bad("issuer must be 1-32 characters (every cookie carries it)".into());
+        }
+        if self.access_token_seconds == 0 {
+            return bad("access_token_seconds must be at least 1".into());
+        }
+        if self.session_lifetime_seconds < self.access_token_seconds
+            || self.session_lifetime_seconds > MAX_LIFETIME.as_secs()
+        {
+            return bad(format!(
+                "session_lifetime_seconds must be between access_token_seconds and {}",
+                MAX_LIFETIME.as_secs()
+            ));
+        }
+        if !self.stash.url.starts_with("https://") {
+            return bad(format!(
+                "stash.url {:?} must start with https:// (the stash talks mutual TLS)",
+                self.stash.url
+            ));
+        }
+        Ok(())
+    }
+
+    /// The lifetimes the service runs with.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            issuer: self.issuer.clone(),
+            soft_ttl: Duration::from_secs(self.access_token_seconds),
+            lifetime: Duration::from_secs(self.session_lifetime_seconds),
+            grace: Duration::from_secs(self.refresh_grace_seconds),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The `tessera.session.v1.SessionJwt` service: authorize, translate, delegate.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tessera_mtls::AccessPolicy;
+use tessera_proto::session::v1 as pb;
+use tessera_proto::session::v1::session_jwt_server::SessionJwt;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::metrics::SessionMetrics;
+use crate::sessions::{to_proto, Sessions};
+use crate::SessionError;
+
+/// The gRPC face of [`Sessions`].
+#[derive(Debug)]
+pub struct SessionService {
+    sessions: Arc<Sessions>,
+    access: AccessPolicy,
+    metrics: Arc<SessionMetrics>,
+}
+
+impl SessionService {
+    /// Serves `sessions` to the callers `access` allows.
+    pub fn new(
+        sessions: Arc<Sessions>,
+        access: AccessPolicy,
+        metrics: Arc<SessionMetrics>,
+    ) -> Self {
+        SessionService {
+            sessions,
+            access,
+            metrics,
+        }
+    }
+
+    fn counted<T>(&self, result: Result<T, SessionError>) -> Result<T, Status> {
+        result.map_err(|err| {
+            self.metrics.failures.inc(err.code());
+            err.to_status()
+        })
+    }
+}
+
+type RevocationStream = Pin<Box<dyn Stream<Item = Result<pb::Revocation, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SessionJwt for SessionService {
+    async fn issue(
+        &self,
+        request: Request<pb::IssueRequest>,
+    ) -> Result<Response<pb::SessionTokens>, Status> {
+        self.access.authorize("Issue", &request)?;
+        let tokens = self.counted(self.sessions.issue(request.into_inner()).await)?;
+        self.metrics.issued.inc();
+        Ok(Response::new(tokens))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::SessionTokens>, Status> {
+        self.access.authorize("Refresh", &request)?;
+        let tokens = self.counted(
+            self.sessions
+                .refresh(&request.into_inner().refresh_token)
+                .await,
+        )?;
+        self.metrics.refreshed.inc();
+        Ok(Response::new(tokens))
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        use pb::revoke_request::Scope;
+        self.access.authorize("Revoke", &request)?;
+        let (scope, result) = match request.into_inner().scope {
+            Some(Scope::SessionId(sid)) => ("session", self.sessions.revoke_session(&sid).await),
+            Some(Scope::SessionFamilyId(sid)) => {
+                ("family", self.sessions.revoke_family(&sid).await)
+            }
+            Some(Scope::UserId(user)) => {
+                ("user", self.sessions.revoke_user(&user).await.map(|()| 0))
+            }
+            Some(Scope::Everyone(true)) => (
+                "everyone",
+                self.sessions.revoke_everyone().await.map(|()| 0),
+            ),
+            Some(Scope::Everyone(false)) | None => {
+                return Err(SessionError::invalid(
+                    "scope",
+                    "is missing: name a session_id, session_family_id, user_id, or set everyone",
+                )
+                .into())
+            }
+        };
+        let sessions_revoked = self.counted(result)?;
+        self.metrics.revoked.inc(scope);
+        Ok(Response::new(pb::RevokeResponse { sessions_revoked }))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        self.access.authorize("Verify", &request)?;
+        let request = request.into_inner();
+        let session = self.counted(self.sessions.verify(&request.token, &request.audience))?;
+        Ok(Response::new(pb::VerifyResponse {
+            user_id: session.claims.sub,
+            session_id: session.claims.sid,
+            audience: session.claims.aud,
+            expires_at_unix_ms: i64::try_from(session.claims.exp.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+        }))
+    }
+
+    async fn get_jwks(
+        &self,
+        request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        self.access.authorize("GetJwks", &request)?;
+        let jwks_json = serde_json::to_string(&self.sessions.jwks())
+            .map_err(|e| Status::internal(format!("cannot encode the JWKS: {e}")))?;
+        Ok(Response::new(pb::GetJwksResponse { jwks_json }))
+    }
+
+    type StreamRevocationsStream = RevocationStream;
+
+    async fn stream_revocations(
+        &self,
+        request: Request<pb::StreamRevocationsRequest>,
+    ) -> Result<Response<Self::StreamRevocationsStream>, Status> {
+        self.access.authorize("StreamRevocations", &request)?;
+        let (in_force, receiver) = self.sessions.subscribe();
+        let snapshot =
+            tokio_stream::iter(in_force.iter().map(to_proto).map(Ok).collect::<Vec<_>>());
+        let live = BroadcastStream::new(receiver).map(|event| match event {
+            Ok(event) => Ok(to_proto(&event)),
+            // A subscriber that fell behind must not miss revocations silently: end its
+            // stream so it reconnects and receives everything in force again.
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Err(Status::data_loss(format!(
+                "this subscriber fell {missed} revocations behind; subscribe again to receive every revocation in force"
+            ))),
+        });
+        Ok(Response::new(Box::pin(snapshot.chain(live))))
+    }
+
+    async fn rotate_keys(
+        &self,
+        request: Request<pb::RotateKeysRequest>,
+    ) -> Result<Response<pb::RotateKeysResponse>, Status> {
+        self.access.authorize("RotateKeys", &request)?;
+        let (active_kid, published_kids) = self.counted(self.sessions.rotate_keys())?;
+        Ok(Response::new(pb::RotateKeysResponse {
+            active_kid,
+            published_kids,
+        }))
+    }
+}

@@ -1,0 +1,26 @@
+//! The Tessera session service: issues, refreshes and revokes Ed25519 session JWTs.
+//!
+//! - Tokens are compact EdDSA JWS of at most 300 bytes, verified by sites locally with
+//!   `tessera-verify`.
+//! - Refresh tokens rotate on every use; concurrent refreshes with one refresh token
+//!   inside the grace window all get the identical pair, which is stored before it is
+//!   returned; reuse after the window revokes the whole session family (rule F5).
+//! - Revocation of a session, a session family, a user (epoch) or everyone (epoch) is
+//!   announced on a stream; user and global revocations are O(1) (rule F2).
+//! - Session state lives in the token stash, so its expiry and durability carry over.
+
+pub mod config;
+pub mod grpc;
+pub mod keys;
+pub mod metrics;
+pub mod server;
+pub mod sessions;
+
+mod derive;
+mod error;
+mod stash;
+
+pub use derive::Derivation;
+pub use error::SessionError;
+pub use sessions::{from_proto, to_proto, Sessions, Settings};
+pub use stash::Stash;

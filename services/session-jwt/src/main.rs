@@ -1,0 +1,96 @@
+//! `tessera-session-jwt`: parse configuration, set up telemetry, run the service.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tessera_clock::SystemClock;
+use tessera_session_jwt::config::SessionConfig;
+use tessera_session_jwt::server::{self, Listeners};
+
+/// The Tessera session service: issues, refreshes and revokes Ed25519 session JWTs, over
+/// gRPC with mutual TLS.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve until SIGTERM or Ctrl-C.
+    ///
+    /// Configuration comes from the TOML file (optional: every key has a development
+    /// default) and then from TESSERA_SESSION__<SECTION>__<KEY> environment variables,
+    /// e.g. TESSERA_SESSION__STASH__URL=https://stash:7401.
+    Serve {
+        /// The TOML configuration file.
+        #[arg(long, short, env = "TESSERA_SESSION_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and print the result, without serving.
+    CheckConfig {
+        /// The TOML configuration file.
+        #[arg(long, short, env = "TESSERA_SESSION_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve { config } => serve(config),
+        Command::CheckConfig { config } => {
+            let config = SessionConfig::load(config.as_deref(), std::env::vars())?;
+            let _ = writeln!(std::io::stdout(), "{config:#?}");
+            Ok(())
+        }
+    }
+}
+
+fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = SessionConfig::load(config_path.as_deref(), std::env::vars())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // Telemetry starts inside the runtime (the OTLP exporter lives on it); its guard is
+    // dropped before the runtime, flushing while it still runs.
+    let _telemetry = {
+        let _runtime = runtime.enter();
+        tessera_telemetry::init("session-jwt", config.log_format)?
+    };
+    runtime.block_on(async move {
+        let listeners = Listeners::bind(&config).await?;
+        let started =
+            server::start(config, SystemClock::shared(), listeners, shutdown_signal()).await?;
+        let _ = writeln!(
+            std::io::stdout(),
+            "tessera-session-jwt ready: grpc=https://{} admin=http://{}",
+            started.grpc_addr,
+            started.admin_addr
+        );
+        started.serve().await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,56 @@
+//! Key rotation: the new key signs, the old one stays published while its tokens live;
+//! only an admin may rotate.
+
+use tessera_proto::session::v1 as pb;
+use tonic::Code;
+
+use crate::support::{issue, stack};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_new_key() {
+    let stack = stack().await;
+    let mut login = stack.login().await;
+    let before = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    let mut admin = stack.session.client("admin").await.expect("admin");
+    let rotated = admin
+        .rotate_keys(pb::RotateKeysRequest {})
+        .await
+        .expect("rotated")
+        .into_inner();
+    assert_eq!(rotated.published_kids.len(), 2);
+    assert!(rotated.published_kids.contains(&rotated.active_kid));
+
+    let after = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    let site = stack.site_verifier("wiki-a").await;
+    let now = stack.clock.shared().now();
+    assert!(
+        site.verify(&before.access_token, now).is_ok(),
+        "retired key still published"
+    );
+    assert!(site.verify(&after.access_token, now).is_ok());
+    assert_ne!(
+        before.access_token.split('.').next(),
+        after.access_token.split('.').next(),
+        "different kid"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_admin_may_rotate_keys() {
+    let stack = stack().await;
+    let status = stack
+        .login()
+        .await
+        .rotate_keys(pb::RotateKeysRequest {})
+        .await
+        .expect_err("login may not");
+    assert_eq!(status.code(), Code::PermissionDenied);
+}

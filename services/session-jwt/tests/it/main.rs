@@ -1,0 +1,7 @@
+//! The session service's integration tests: one binary, a module per concern.
+
+mod issue;
+mod keys;
+mod refresh;
+mod revoke;
+mod support;

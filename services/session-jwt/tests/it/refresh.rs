@@ -1,0 +1,176 @@
+//! Refresh (rule F5): persisted before returned, identical for concurrent callers inside
+//! the grace window, reuse after it revokes the family.
+
+use std::time::Duration;
+
+use tessera_proto::session::v1 as pb;
+use tonic::Code;
+
+use crate::support::{issue, refresh, stack};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_refreshes_get_one_identical_pair_that_verifies_at_once() {
+    let stack = stack().await;
+    let login = stack.login().await;
+    let first = login
+        .clone()
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    let racers: Vec<_> = (0..64)
+        .map(|_| {
+            let mut login = login.clone();
+            let token = first.refresh_token.clone();
+            tokio::spawn(
+                async move { login.refresh(refresh(&token)).await.map(|r| r.into_inner()) },
+            )
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for racer in racers {
+        pairs.push(racer.await.expect("task").expect("every refresh succeeds"));
+    }
+    let winner = &pairs[0];
+    assert_ne!(winner.refresh_token, first.refresh_token, "rotated");
+    for pair in &pairs {
+        assert_eq!(
+            (&pair.access_token, &pair.refresh_token),
+            (&winner.access_token, &winner.refresh_token)
+        );
+    }
+    let verified = login
+        .clone()
+        .verify(pb::VerifyRequest {
+            token: winner.access_token.clone(),
+            audience: "wiki-a".into(),
+        })
+        .await;
+    assert!(verified.is_ok(), "{verified:?}");
+    // The new refresh token works: it was stored before it was handed out.
+    login
+        .clone()
+        .refresh(refresh(&winner.refresh_token))
+        .await
+        .expect("next refresh");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refreshed_token_verifies_on_the_very_next_call_100_times_out_of_100() {
+    let stack = stack().await;
+    let mut login = stack.login().await;
+    let site = stack.site_verifier("wiki-a").await;
+    let mut tokens = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    for round in 0..100 {
+        tokens = login
+            .refresh(refresh(&tokens.refresh_token))
+            .await
+            .expect("refresh")
+            .into_inner();
+        let remote = login
+            .verify(pb::VerifyRequest {
+                token: tokens.access_token.clone(),
+                audience: "wiki-a".into(),
+            })
+            .await;
+        assert!(remote.is_ok(), "round {round}: {remote:?}");
+        assert!(
+            site.verify(&tokens.access_token, stack.clock.shared().now())
+                .is_ok(),
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_after_the_grace_window_revokes_the_whole_family() {
+    let stack = stack().await;
+    let mut login = stack.login().await;
+    let site = stack.site_verifier("wiki-a").await;
+    let mut applied = stack.follow(site.clone()).await;
+    let central = login
+        .issue(issue("user-1", "login", ""))
+        .await
+        .expect("central")
+        .into_inner();
+    let derived = login
+        .issue(issue("user-1", "wiki-a", &central.session_id))
+        .await
+        .expect("site")
+        .into_inner();
+    let rotated = login
+        .refresh(refresh(&derived.refresh_token))
+        .await
+        .expect("refresh")
+        .into_inner();
+
+    stack.clock.advance(Duration::from_secs(29));
+    let repeat = login
+        .refresh(refresh(&derived.refresh_token))
+        .await
+        .expect("inside the grace window")
+        .into_inner();
+    assert_eq!(repeat.access_token, rotated.access_token);
+
+    stack.clock.advance(Duration::from_secs(2));
+    let status = login
+        .refresh(refresh(&derived.refresh_token))
+        .await
+        .expect_err("reuse");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().starts_with("refresh_token_reused"),
+        "{}",
+        status.message()
+    );
+
+    for token in [&rotated.refresh_token, &central.refresh_token] {
+        let status = login
+            .refresh(refresh(token))
+            .await
+            .expect_err("family revoked");
+        assert!(
+            status.message().starts_with("session_ended"),
+            "{}",
+            status.message()
+        );
+    }
+    crate::support::wait_for_event(&mut applied).await;
+    let rejection = site
+        .verify(&rotated.access_token, stack.clock.shared().now())
+        .expect_err("revoked");
+    assert_eq!(rejection.code(), "revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_past_its_hard_lifetime_cannot_be_refreshed() {
+    let stack = crate::support::stack_with(|config| config.session_lifetime_seconds = 600).await;
+    let mut login = stack.login().await;
+    let tokens = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    stack.clock.advance(Duration::from_secs(601));
+    let status = login
+        .refresh(refresh(&tokens.refresh_token))
+        .await
+        .expect_err("too old");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_refresh_token_is_not_found() {
+    let stack = stack().await;
+    let status = stack
+        .login()
+        .await
+        .refresh(refresh("not-a-real-refresh-token"))
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+}

@@ -1,0 +1,106 @@
+//! A stash and a session service on loopback, driven by one manual clock, and a site's
+//! verifier that follows the revocation stream.
+
+use std::sync::Arc;
+
+use tessera_clock::ManualClock;
+use tessera_proto::session::v1 as pb;
+use tessera_proto::session::v1::session_jwt_client::SessionJwtClient;
+use tessera_session_jwt::config::SessionConfig;
+use tessera_testkit::{SessionHarness, StashHarness, TestPki};
+use tessera_verify::{Jwks, Verifier, VerifierConfig};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+pub struct Stack {
+    pub session: SessionHarness,
+    pub clock: ManualClock,
+    pub _stash: StashHarness,
+}
+
+pub async fn stack() -> Stack {
+    stack_with(|_| {}).await
+}
+
+pub async fn stack_with(adjust: impl FnOnce(&mut SessionConfig)) -> Stack {
+    let pki = Arc::new(TestPki::new().expect("pki"));
+    let clock = ManualClock::starting_now();
+    let stash = StashHarness::builder(pki.clone())
+        .clock(clock.shared())
+        .start()
+        .await
+        .expect("stash starts");
+    let session = SessionHarness::start(pki, stash.grpc_addr, Some(clock.shared()), adjust)
+        .await
+        .expect("session service starts");
+    Stack {
+        session,
+        clock,
+        _stash: stash,
+    }
+}
+
+impl Stack {
+    pub async fn login(&self) -> SessionJwtClient<Channel> {
+        self.session.client("login").await.expect("client")
+    }
+
+    /// A site's verifier with the service's published keys.
+    pub async fn site_verifier(&self, site: &str) -> Arc<Verifier> {
+        let verifier = Arc::new(Verifier::new(VerifierConfig::new("tessera", site)));
+        let jwks = self
+            .login()
+            .await
+            .get_jwks(pb::GetJwksRequest {})
+            .await
+            .expect("jwks")
+            .into_inner()
+            .jwks_json;
+        verifier.set_keys(&serde_json::from_str::<Jwks>(&jwks).expect("jwks json"));
+        verifier
+    }
+
+    /// Feeds `verifier` from the revocation stream; each applied event is reported on the
+    /// returned channel, so tests wait for events instead of sleeping.
+    pub async fn follow(&self, verifier: Arc<Verifier>) -> mpsc::UnboundedReceiver<()> {
+        let mut stream = self
+            .login()
+            .await
+            .stream_revocations(pb::StreamRevocationsRequest {})
+            .await
+            .expect("subscribe")
+            .into_inner();
+        let (applied, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = stream.message().await {
+                if let Some(event) = tessera_session_jwt::from_proto(message) {
+                    verifier.apply(event);
+                    let _ = applied.send(());
+                }
+            }
+        });
+        events
+    }
+}
+
+pub fn issue(user: &str, audience: &str, parent: &str) -> pb::IssueRequest {
+    pb::IssueRequest {
+        user_id: user.into(),
+        user_name: String::new(),
+        audience: audience.into(),
+        parent_session_id: parent.into(),
+    }
+}
+
+pub fn refresh(token: &str) -> pb::RefreshRequest {
+    pb::RefreshRequest {
+        refresh_token: token.into(),
+    }
+}
+
+pub async fn wait_for_event(events: &mut mpsc::UnboundedReceiver<()>) {
+    tokio::time::timeout(tessera_testkit::WAIT_LIMIT, events.recv())
+        .await
+        .expect("a revocation event arrives")
+        .expect("stream open");
+}
