@@ -8,18 +8,13 @@ certs_dir := ".tessera/certs"
 default:
     @just --list
 
-# Start Tessera on embedded defaults (dev certificates, the token stash). Ctrl-C stops it.
-up: _certs
-    @echo "Starting the token stash (embedded store in .tessera/data, mTLS with {{certs_dir}})…"
-    cargo run --quiet --bin tessera-token-stash -- serve
+# Start Tessera on embedded defaults (dev certificates, stash, sessions). Ctrl-C stops it.
+up:
+    bash scripts/up.sh
 
 # Create the dev CA and service certificates anew, replacing any old ones.
 certs:
     cargo run --quiet --bin tessera-token-stash -- dev-certs --dir {{certs_dir}} --force
-
-# Create the dev certificates if missing or near expiry; keep valid ones.
-_certs:
-    cargo run --quiet --bin tessera-token-stash -- dev-certs --dir {{certs_dir}}
 
 # Run every test (unit, integration on both backends, interop); installs what is missing.
 test: _redis
@@ -27,9 +22,10 @@ test: _redis
     bash interop/run.sh target/debug/tessera-token-stash
     {{ if `command -v cargo-nextest >/dev/null && echo yes || echo no` == "yes" { "cargo nextest run --workspace --no-fail-fast" } else { "cargo test --workspace --no-fail-fast" } }}
 
-# Benchmarks: stash put+take through gRPC+mTLS on each backend against raw Redis.
+# Benchmarks: the stash against raw Redis; session tokens (Ed25519 vs RS256) and refreshes.
 bench: _redis
     cargo bench -p tessera-token-stash --bench stash
+    cargo bench -p tessera-session-jwt --bench tokens
 
 # Format the code.
 fmt:

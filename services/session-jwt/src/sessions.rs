@@ -250,7 +250,10 @@ impl Sessions {
         (now.0 / 1000).max(latest.0.div_ceil(1000))
     }
 
-    /// Exchanges `refresh_token` for a new pair (see the module documentation).
+    /// Exchanges `refresh_token` for a new pair (see the module documentation). Four stash
+    /// round trips: read the grant and the session, store the new grant, then record the
+    /// rotation; the new grant is stored before the rotation that names it is visible, so
+    /// no caller is ever handed a refresh token that does not exist yet.
     pub async fn refresh(&self, refresh_token: &str) -> Result<pb::SessionTokens, SessionError> {
         if refresh_token.is_empty() || refresh_token.len() > 256 {
             return Err(SessionError::UnknownRefreshToken);
@@ -283,10 +286,10 @@ impl Sessions {
             ));
         }
 
+        // Optimistic: mint a candidate pair and try to record it as this refresh token's
+        // one rotation. Whoever records first wins; everyone else (a concurrent caller, a
+        // retry, a reuse) finds the recorded rotation and is answered from it.
         let rotation_token = self.derive.token("rotation", refresh_token);
-        if let Some(bytes) = self.stash.get(&rotation_token).await? {
-            return self.replay(&record, decode(&bytes, "rotation")?, now).await;
-        }
         let candidate = self
             .mint(&record, &grant.session_record, grant.generation + 1, now)
             .await?;

@@ -1,0 +1,210 @@
+//! Session tokens in one run: Ed25519 (what Tessera signs) against RS256 with a 4096-bit
+//! key (what produced 900-byte cookies elsewhere): sign and verify rates, token sizes,
+//! cached verification, and refreshes per second through the service over gRPC+mTLS.
+//! Run with `just bench` (or `cargo bench -p tessera-session-jwt`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rsa::pkcs1v15::{SigningKey as RsaSigningKey, VerifyingKey as RsaVerifyingKey};
+use rsa::sha2::Sha256;
+use rsa::signature::{SignatureEncoding, Signer, Verifier as _};
+use rsa::RsaPrivateKey;
+use tessera_clock::{Clock, SystemClock};
+use tessera_proto::session::v1 as pb;
+use tessera_testkit::{SessionHarness, StashHarness, TestPki};
+use tessera_verify::{Claims, Jwks, SessionSigner, Verifier, VerifierConfig};
+
+const TOKENS: usize = 20_000;
+/// Distinct tokens in the cached-verification measurement (the cache keeps 16,384).
+const CACHED: usize = 10_000;
+const REFRESHES: usize = 6_000;
+const REFRESH_CALLERS: usize = 32;
+
+fn claims(i: usize, now_secs: u64) -> Claims {
+    Claims {
+        iss: "tessera".into(),
+        aud: "s2345678901234567890".into(),
+        sub: format!("u{i:019}"),
+        sid: format!("{i:012}"),
+        iat: now_secs,
+        exp: now_secs + 300,
+        name: None,
+    }
+}
+
+/// Operations per second of `op` run `n` times.
+fn rate(n: usize, mut op: impl FnMut(usize)) -> f64 {
+    let started = SystemClock.instant();
+    for i in 0..n {
+        op(i);
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn rs256_token(key: &RsaSigningKey<Sha256>, claims: &Claims) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"rsa-4096-key-1"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims"));
+    let input = format!("{header}.{payload}");
+    let signature = key.sign(input.as_bytes()).to_bytes();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+fn rs256_verify(key: &RsaVerifyingKey<Sha256>, token: &str) -> bool {
+    let Some((input, signature)) = token.rsplit_once('.') else {
+        return false;
+    };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(signature) else {
+        return false;
+    };
+    let Ok(signature) = rsa::pkcs1v15::Signature::try_from(bytes.as_slice()) else {
+        return false;
+    };
+    key.verify(input.as_bytes(), &signature).is_ok()
+}
+
+fn main() {
+    let now = SystemClock.now();
+    let now_secs = now.0 / 1000;
+    let all_claims: Vec<Claims> = (0..TOKENS).map(|i| claims(i, now_secs)).collect();
+
+    eprintln!("Ed25519: signing and verifying {TOKENS} tokens…");
+    let signer = SessionSigner::from_seed(&[7; 32]);
+    let verifier = Verifier::new(VerifierConfig::new("tessera", "s2345678901234567890"));
+    verifier.set_keys(&Jwks {
+        keys: vec![signer.jwk()],
+    });
+    let mut ed_tokens = Vec::with_capacity(TOKENS);
+    let ed_sign = rate(TOKENS, |i| ed_tokens.push(signer.sign(&all_claims[i])));
+    let ed_verify = rate(TOKENS, |i| {
+        assert!(verifier.verify(&ed_tokens[i], now).is_ok())
+    });
+    // The cache holds the most recent 16,384 verified tokens; time hits on a set that fits.
+    let hot = &ed_tokens[..CACHED];
+    for token in hot {
+        assert!(verifier.verify(token, now).is_ok());
+    }
+    let cached = rate(CACHED * 10, |i| {
+        assert!(verifier.verify(&hot[i % CACHED], now).is_ok())
+    });
+
+    eprintln!("RS256: generating a 4096-bit key…");
+    let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 4096).expect("rsa key");
+    let rsa_signer = RsaSigningKey::<Sha256>::new(private.clone());
+    let rsa_verifier = RsaVerifyingKey::<Sha256>::new(private.to_public_key());
+    let rsa_n = TOKENS / 20;
+    eprintln!("RS256: signing and verifying {rsa_n} tokens…");
+    let mut rsa_tokens = Vec::with_capacity(rsa_n);
+    let rsa_sign = rate(rsa_n, |i| {
+        rsa_tokens.push(rs256_token(&rsa_signer, &all_claims[i]))
+    });
+    let rsa_verify = rate(rsa_n, |i| {
+        assert!(rs256_verify(&rsa_verifier, &rsa_tokens[i]))
+    });
+
+    eprintln!("refreshing {REFRESHES} times through the service ({REFRESH_CALLERS} callers)…");
+    let (refreshes, p50, p99) = refreshes_per_second();
+
+    println!();
+    println!("| measure | Ed25519 (EdDSA) | RS256, 4096-bit key | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| token size, 20-char user and site (bytes) | {} | {} | {:.1}x smaller |",
+        ed_tokens[0].len(),
+        rsa_tokens[0].len(),
+        rsa_tokens[0].len() as f64 / ed_tokens[0].len() as f64
+    );
+    println!(
+        "| sign (tokens/s, one core) | {ed_sign:.0} | {rsa_sign:.0} | {:.0}x |",
+        ed_sign / rsa_sign
+    );
+    println!(
+        "| verify, uncached (tokens/s, one core) | {ed_verify:.0} | {rsa_verify:.0} | {:.1}x |",
+        ed_verify / rsa_verify
+    );
+    println!("| verify, cached (tokens/s, one core) | {cached:.0} | | |");
+    println!(
+        "| verify, cached (µs per token) | {:.2} | | |",
+        1e6 / cached
+    );
+    println!();
+    println!("| refresh through the service (gRPC+mTLS, stash embedded) | value |");
+    println!("|---|---:|");
+    println!("| refreshes/s, {REFRESH_CALLERS} callers, 2 cores shared with the stash and the callers | {refreshes:.0} |");
+    println!("| refreshes/s per core | {:.0} |", refreshes / 2.0);
+    println!(
+        "| against 120 refreshes/s per vCPU | {:.1}x |",
+        refreshes / 2.0 / 120.0
+    );
+    println!("| p50 / p99 latency (µs) | {p50} / {p99} |");
+}
+
+fn refreshes_per_second() -> (f64, u64, u64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let pki = Arc::new(TestPki::new().expect("pki"));
+        let stash = StashHarness::builder(pki.clone())
+            .start()
+            .await
+            .expect("stash");
+        let sessions = SessionHarness::start(pki, stash.grpc_addr, None, |_| {})
+            .await
+            .expect("sessions");
+        let mut login = sessions.client("login").await.expect("client");
+        let mut tokens = Vec::new();
+        for i in 0..REFRESH_CALLERS {
+            let issued = login
+                .issue(pb::IssueRequest {
+                    user_id: format!("bench-{i}"),
+                    user_name: String::new(),
+                    audience: "wiki-a".into(),
+                    parent_session_id: String::new(),
+                })
+                .await
+                .expect("issue")
+                .into_inner();
+            tokens.push(issued.refresh_token);
+        }
+        let started = SystemClock.instant();
+        let tasks: Vec<_> = tokens
+            .into_iter()
+            .map(|mut refresh_token| {
+                let mut login = login.clone();
+                tokio::spawn(async move {
+                    let mut latency = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
+                    for _ in 0..REFRESHES / REFRESH_CALLERS {
+                        let one = SystemClock.instant();
+                        refresh_token = login
+                            .refresh(pb::RefreshRequest { refresh_token })
+                            .await
+                            .expect("refresh")
+                            .into_inner()
+                            .refresh_token;
+                        latency
+                            .record(one.elapsed().as_micros().max(1) as u64)
+                            .expect("record");
+                    }
+                    latency
+                })
+            })
+            .collect();
+        let mut latency = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
+        for task in tasks {
+            latency.add(task.await.expect("task")).expect("merge");
+        }
+        let elapsed = started.elapsed();
+        let _ = tokio::time::timeout(Duration::from_secs(5), sessions.shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), stash.shutdown()).await;
+        let done = (REFRESHES / REFRESH_CALLERS * REFRESH_CALLERS) as f64;
+        (
+            done / elapsed.as_secs_f64(),
+            latency.value_at_quantile(0.5),
+            latency.value_at_quantile(0.99),
+        )
+    })
+}
