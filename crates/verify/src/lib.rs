@@ -15,10 +15,13 @@ mod cache;
 mod claims;
 pub mod cookie;
 mod error;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod jwks;
 mod revocation;
 #[cfg(feature = "sign")]
 mod sign;
+mod site;
 mod verifier;
 
 pub use claims::{Claims, Header, MAX_TOKEN_BYTES};
@@ -27,4 +30,5 @@ pub use jwks::{Jwk, Jwks};
 pub use revocation::{RevocationEvent, RevocationState, RevokedScope};
 #[cfg(feature = "sign")]
 pub use sign::SessionSigner;
+pub use site::{KeySource, SiteVerifier};
 pub use verifier::{VerifiedSession, Verifier, VerifierConfig};

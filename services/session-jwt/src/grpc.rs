@@ -12,8 +12,9 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::metrics::SessionMetrics;
-use crate::sessions::{to_proto, Sessions};
+use crate::sessions::Sessions;
 use crate::SessionError;
+use tessera_verify::grpc::to_proto;
 
 /// The gRPC face of [`Sessions`].
 #[derive(Debug)]

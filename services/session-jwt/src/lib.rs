@@ -22,5 +22,5 @@ mod stash;
 
 pub use derive::Derivation;
 pub use error::SessionError;
-pub use sessions::{from_proto, to_proto, Sessions, Settings};
+pub use sessions::{Sessions, Settings};
 pub use stash::Stash;

@@ -3,5 +3,6 @@
 mod cookies;
 mod fuzz;
 mod hostile;
+mod site;
 mod support;
 mod verification;

@@ -54,3 +54,44 @@ async fn only_an_admin_may_rotate_keys() {
         .expect_err("login may not");
     assert_eq!(status.code(), Code::PermissionDenied);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_with_stale_keys_fetches_them_when_it_meets_the_new_key() {
+    use std::sync::Arc;
+    use tessera_verify::{SiteVerifier, Verifier, VerifierConfig};
+
+    let stack = stack().await;
+    let verifier = Arc::new(Verifier::new(VerifierConfig::new("tessera", "wiki-a")));
+    let site = SiteVerifier::new(
+        verifier,
+        Arc::new(stack.source().await),
+        stack.clock.shared(),
+        std::time::Duration::from_secs(30),
+    );
+    assert!(site.refresh_keys().await, "first fetch");
+    let mut admin = stack.session.client("admin").await.expect("admin");
+    admin
+        .rotate_keys(pb::RotateKeysRequest {})
+        .await
+        .expect("rotated");
+    let token = stack
+        .login()
+        .await
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+
+    // Within the refetch interval the site does not go back to the service.
+    assert_eq!(
+        site.verify(&token.access_token)
+            .await
+            .expect_err("key unknown")
+            .code(),
+        "unknown_key"
+    );
+    stack.clock.advance(std::time::Duration::from_secs(30));
+    site.verify(&token.access_token)
+        .await
+        .expect("fetched the new key and verified");
+}

@@ -8,12 +8,14 @@ use tessera_proto::session::v1 as pb;
 use tessera_proto::session::v1::session_jwt_client::SessionJwtClient;
 use tessera_session_jwt::config::SessionConfig;
 use tessera_testkit::{SessionHarness, StashHarness, TestPki};
+use tessera_verify::grpc::SessionServiceSource;
 use tessera_verify::{Jwks, Verifier, VerifierConfig};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
 pub struct Stack {
     pub session: SessionHarness,
+    pub pki: Arc<TestPki>,
     pub clock: ManualClock,
     pub _stash: StashHarness,
 }
@@ -30,11 +32,12 @@ pub async fn stack_with(adjust: impl FnOnce(&mut SessionConfig)) -> Stack {
         .start()
         .await
         .expect("stash starts");
-    let session = SessionHarness::start(pki, stash.grpc_addr, Some(clock.shared()), adjust)
+    let session = SessionHarness::start(pki.clone(), stash.grpc_addr, Some(clock.shared()), adjust)
         .await
         .expect("session service starts");
     Stack {
         session,
+        pki,
         clock,
         _stash: stash,
     }
@@ -60,26 +63,34 @@ impl Stack {
         verifier
     }
 
-    /// Feeds `verifier` from the revocation stream; each applied event is reported on the
-    /// returned channel, so tests wait for events instead of sleeping.
+    /// Feeds `verifier` from the revocation stream with the follower sites use; each
+    /// applied event is reported on the returned channel, so tests wait for events
+    /// instead of sleeping.
     pub async fn follow(&self, verifier: Arc<Verifier>) -> mpsc::UnboundedReceiver<()> {
-        let mut stream = self
-            .login()
-            .await
-            .stream_revocations(pb::StreamRevocationsRequest {})
-            .await
-            .expect("subscribe")
-            .into_inner();
+        let source = self.source().await;
         let (applied, events) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            while let Ok(Some(message)) = stream.message().await {
-                if let Some(event) = tessera_session_jwt::from_proto(message) {
-                    verifier.apply(event);
+            source
+                .follow(verifier, move || {
                     let _ = applied.send(());
-                }
-            }
+                })
+                .await
         });
         events
+    }
+
+    /// The session service as a site's source of keys and revocations.
+    pub async fn source(&self) -> SessionServiceSource {
+        let channel = self
+            .pki
+            .channel_to(
+                &self.pki.files("login"),
+                self.session.grpc_addr,
+                "session-jwt",
+            )
+            .await
+            .expect("channel");
+        SessionServiceSource::new(channel)
     }
 }
 
