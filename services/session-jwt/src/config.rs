@@ -32,6 +32,8 @@ pub struct SessionConfig {
     pub access_token_seconds: u64,
     /// A session's hard lifetime, seconds (at most 23 hours).
     pub session_lifetime_seconds: u64,
+    /// A session not refreshed for this long ends, seconds.
+    pub session_idle_seconds: u64,
     /// How long concurrent refreshes with one refresh token get the same pair, seconds.
     pub refresh_grace_seconds: u64,
     /// How long a replaced signing key stays published, seconds.
@@ -106,6 +108,7 @@ impl Default for SessionConfig {
             issuer: "tessera".into(),
             access_token_seconds: 300,
             session_lifetime_seconds: 12 * 60 * 60,
+            session_idle_seconds: 2 * 60 * 60,
             refresh_grace_seconds: 30,
             retired_key_publish_seconds: 13 * 60 * 60,
             keys_dir: PathBuf::from(".tessera/keys/session-jwt"),
@@ -146,6 +149,9 @@ impl SessionConfig {
                 MAX_LIFETIME.as_secs()
             ));
         }
+        if self.session_idle_seconds < self.access_token_seconds {
+            return bad("session_idle_seconds must be at least access_token_seconds, or sessions end before they can be refreshed".into());
+        }
         if !self.stash.url.starts_with("https://") {
             return bad(format!(
                 "stash.url {:?} must start with https:// (the stash talks mutual TLS)",
@@ -161,6 +167,7 @@ impl SessionConfig {
             issuer: self.issuer.clone(),
             soft_ttl: Duration::from_secs(self.access_token_seconds),
             lifetime: Duration::from_secs(self.session_lifetime_seconds),
+            idle: Duration::from_secs(self.session_idle_seconds),
             grace: Duration::from_secs(self.refresh_grace_seconds),
         }
     }

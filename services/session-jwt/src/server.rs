@@ -123,8 +123,10 @@ pub async fn start(
         .local_addr()
         .map_err(|e| SessionError::Config(e.to_string()))?;
     let readiness = Readiness::default();
+    let sessions_for_reload = sessions.clone();
     let serve = async move {
         let (stop, stopped) = watch::channel(false);
+        let stopped_for_reload = stopped.clone();
         let admin = tokio::spawn(admin::serve(
             listeners.admin,
             readiness.clone(),
@@ -133,6 +135,10 @@ pub async fn start(
                 let mut stopped = stopped;
                 let _ = stopped.wait_for(|stop| *stop).await;
             },
+        ));
+        let reload = tokio::spawn(reload_keys_periodically(
+            sessions_for_reload,
+            stopped_for_reload,
         ));
         readiness.set(true);
         let served = router
@@ -148,6 +154,7 @@ pub async fn start(
             .await;
         readiness.set(false);
         let _ = admin.await;
+        let _ = reload.await;
         served.map_err(|e| SessionError::Config(format!("gRPC server failed: {e}")))
     };
     Ok(StartedSessions {
@@ -156,4 +163,27 @@ pub async fn start(
         sessions,
         serve: Box::pin(serve),
     })
+}
+
+/// How often the key directory is read again, so a rotation made by one replica reaches
+/// the others.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+
+async fn reload_keys_periodically(sessions: Arc<Sessions>, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(err) = sessions.reload_keys() {
+                    tracing::warn!(%err, "reloading signing keys failed; keeping the ones loaded");
+                }
+            }
+            changed = stopped.changed() => {
+                if changed.is_err() || *stopped.borrow() {
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -33,6 +33,8 @@ pub struct Settings {
     pub soft_ttl: Duration,
     /// A session's hard limit from its start; at most 23 hours.
     pub lifetime: Duration,
+    /// A session not refreshed for this long ends.
+    pub idle: Duration,
     /// How long concurrent refreshes with one refresh token get the same new pair.
     pub grace: Duration,
 }
@@ -207,12 +209,15 @@ impl Sessions {
             generation,
         };
         let grant_token = self.derive.token("refresh", &refresh_token);
+        // The grant expires when the session would go idle (or hits its hard limit):
+        // a refresh token unused that long no longer works.
+        let grant_ttl = remaining.min(self.settings.idle);
         self.stash
             .put_at(
                 &grant_token,
                 "refresh",
                 grant.encode_to_vec(),
-                remaining,
+                grant_ttl,
                 "",
             )
             .await?;
@@ -265,7 +270,9 @@ impl Sessions {
         {
             Lookup::Found(bytes) => bytes,
             Lookup::Expired => {
-                return Err(SessionError::SessionEnded("it reached its hard lifetime"))
+                return Err(SessionError::SessionEnded(
+                    "it was idle too long or reached its hard lifetime",
+                ))
             }
             Lookup::Ended => return Err(SessionError::SessionEnded("it was logged out")),
             Lookup::Unknown => return Err(SessionError::UnknownRefreshToken),
@@ -508,6 +515,18 @@ impl Sessions {
     /// The published keys.
     pub fn jwks(&self) -> tessera_verify::Jwks {
         self.keys.jwks(self.clock.now())
+    }
+
+    /// Reads the key directory again, taking in a rotation another replica made.
+    pub fn reload_keys(&self) -> Result<(), SessionError> {
+        let before = self.keys.jwks(self.clock.now());
+        self.keys.reload()?;
+        let after = self.keys.jwks(self.clock.now());
+        if before != after {
+            self.verifier.set_keys(&after);
+            tracing::info!("signing keys changed on disk; reloaded");
+        }
+        Ok(())
     }
 
     /// Makes a new signing key active.

@@ -95,3 +95,45 @@ async fn a_site_with_stale_keys_fetches_them_when_it_meets_the_new_key() {
         .await
         .expect("fetched the new key and verified");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_the_key_directory_pick_up_each_others_rotation() {
+    use std::sync::Arc;
+    use tessera_testkit::{SessionHarness, StashHarness, TestPki};
+
+    let pki = Arc::new(TestPki::new().expect("pki"));
+    let stash = StashHarness::builder(pki.clone())
+        .start()
+        .await
+        .expect("stash");
+    let shared = tempfile::tempdir().expect("shared dir");
+    let share = |config: &mut tessera_session_jwt::config::SessionConfig| {
+        config.keys_dir = shared.path().join("keys");
+        config.secret_file = shared.path().join("secret.key");
+    };
+    let a = SessionHarness::start(pki.clone(), stash.grpc_addr, None, share)
+        .await
+        .expect("replica a");
+    let b = SessionHarness::start(pki, stash.grpc_addr, None, share)
+        .await
+        .expect("replica b");
+    assert_eq!(a.sessions.jwks(), b.sessions.jwks(), "one key set");
+
+    let (active, _) = a.sessions.rotate_keys().expect("rotated on a");
+    b.sessions.reload_keys().expect("b reloads");
+    let kids: Vec<String> = b.sessions.jwks().keys.into_iter().map(|k| k.kid).collect();
+    assert!(kids.contains(&active), "b publishes a's new key: {kids:?}");
+
+    // A token a signs with the new key verifies through b.
+    let token = a
+        .client("login")
+        .await
+        .expect("client")
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    b.sessions
+        .verify(&token.access_token, "wiki-a")
+        .expect("b verifies a's token");
+}

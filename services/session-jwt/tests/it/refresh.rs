@@ -174,3 +174,33 @@ async fn an_unknown_refresh_token_is_not_found() {
         .expect_err("unknown");
     assert_eq!(status.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_left_idle_too_long_cannot_be_refreshed_but_an_active_one_can() {
+    let stack = crate::support::stack_with(|config| config.session_idle_seconds = 900).await;
+    let mut login = stack.login().await;
+    let mut active = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    let idle = login
+        .issue(issue("user-2", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    for _ in 0..3 {
+        stack.clock.advance(Duration::from_secs(600));
+        active = login
+            .refresh(refresh(&active.refresh_token))
+            .await
+            .expect("refreshed in time")
+            .into_inner();
+    }
+    let status = login
+        .refresh(refresh(&idle.refresh_token))
+        .await
+        .expect_err("idle for 30 minutes");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("idle"), "{}", status.message());
+}
