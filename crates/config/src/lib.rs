@@ -4,6 +4,8 @@
 //! are read as TOML (numbers, booleans, arrays) and otherwise as strings. Errors name the
 //! file or variable and the key.
 
+pub mod secret;
+
 use std::path::Path;
 
 use serde::de::DeserializeOwned;

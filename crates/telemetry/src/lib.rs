@@ -12,6 +12,8 @@ pub mod trace_context;
 
 mod error;
 mod init;
+mod shutdown;
 
 pub use error::TelemetryError;
 pub use init::{init, LogFormat, TelemetryGuard};
+pub use shutdown::shutdown_signal;

@@ -38,30 +38,11 @@ impl Derivation {
 
     /// Loads the secret from `path` (64 hex characters), creating it if missing.
     pub fn load_or_create(path: &std::path::Path, datacenter: &str) -> Result<Self, SessionError> {
-        let config = |what: String| SessionError::Config(format!("{}: {what}", path.display()));
-        let secret = match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let text = text.trim();
-                let mut secret = [0u8; 32];
-                if text.len() != 64 {
-                    return Err(config("must hold 64 hex characters".into()));
-                }
-                for (i, byte) in secret.iter_mut().enumerate() {
-                    *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-                        .map_err(|_| config("must hold 64 hex characters".into()))?;
-                }
-                secret
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                let mut secret = [0u8; 32];
-                getrandom::fill(&mut secret).map_err(|e| config(e.to_string()))?;
-                let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-                crate::keys::write_secret(path, &hex).map_err(|e| config(e.to_string()))?;
-                tracing::warn!(path = %path.display(), "generated a new session derivation secret; replicas must share this file");
-                secret
-            }
-            Err(err) => return Err(config(err.to_string())),
-        };
+        let (secret, created) = tessera_config::secret::load_or_create_secret(path)
+            .map_err(|e| SessionError::Config(format!("secret_file: {e}")))?;
+        if created {
+            tracing::warn!(path = %path.display(), "generated a new session derivation secret; replicas must share this file");
+        }
         Ok(Derivation::new(secret, datacenter))
     }
 

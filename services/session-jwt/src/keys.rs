@@ -67,14 +67,11 @@ impl KeyRing {
             else {
                 continue;
             };
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| SessionError::Keys(format!("cannot read {}: {e}", path.display())))?;
-            let seed = decode_hex_seed(text.trim()).ok_or_else(|| {
-                SessionError::Keys(format!(
-                    "{} is not a 64-hex-character Ed25519 seed",
-                    path.display()
-                ))
-            })?;
+            let seed = tessera_config::secret::read_secret(&path)
+                .map_err(SessionError::Keys)?
+                .ok_or_else(|| {
+                    SessionError::Keys(format!("{} vanished while being read", path.display()))
+                })?;
             keys.push(StoredKey {
                 created: UnixMillis(created),
                 signer: Arc::new(SessionSigner::from_seed(&seed)),
@@ -111,16 +108,14 @@ impl KeyRing {
 
     /// Makes a new key active; removes files of keys no longer published.
     pub fn rotate(&self, now: UnixMillis) -> Result<Arc<SessionSigner>, SessionError> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| SessionError::Keys(e.to_string()))?;
+        let seed = tessera_config::secret::random_secret().map_err(SessionError::Keys)?;
         // Keys are ordered by creation time; never reuse a time already taken.
         let created = self
             .read()
             .last()
             .map_or(now, |last| UnixMillis(now.0.max(last.created.0 + 1)));
         let path = self.dir.join(format!("{}.key", created.0));
-        write_secret(&path, &encode_hex(&seed))
-            .map_err(|e| SessionError::Keys(format!("cannot write {}: {e}", path.display())))?;
+        tessera_config::secret::write_secret(&path, &seed).map_err(SessionError::Keys)?;
         let signer = Arc::new(SessionSigner::from_seed(&seed));
         {
             let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
@@ -145,37 +140,6 @@ impl KeyRing {
             keep
         });
     }
-}
-
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex_seed(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut seed = [0u8; 32];
-    for (i, byte) in seed.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(seed)
-}
-
-pub(crate) fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -63,8 +63,13 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     };
     runtime.block_on(async move {
         let listeners = Listeners::bind(&config).await?;
-        let started =
-            server::start(config, SystemClock::shared(), listeners, shutdown_signal()).await?;
+        let started = server::start(
+            config,
+            SystemClock::shared(),
+            listeners,
+            tessera_telemetry::shutdown_signal(),
+        )
+        .await?;
         let _ = writeln!(
             std::io::stdout(),
             "tessera-session-jwt ready: grpc=https://{} admin=http://{}",
@@ -74,23 +79,4 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         started.serve().await?;
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = ctrl_c.await;
-            return;
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

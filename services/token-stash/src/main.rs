@@ -85,8 +85,13 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     };
     runtime.block_on(async move {
         let listeners = Listeners::bind(&config).await?;
-        let started =
-            server::start(config, SystemClock::shared(), listeners, shutdown_signal()).await?;
+        let started = server::start(
+            config,
+            SystemClock::shared(),
+            listeners,
+            tessera_telemetry::shutdown_signal(),
+        )
+        .await?;
         // The ready line is the contract with scripts and tests that start the binary.
         let _ = writeln!(
             std::io::stdout(),
@@ -101,25 +106,4 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         tracing::info!("token stash stopped");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -45,23 +45,15 @@ impl TokenSealer {
     /// Loads the key from `path` (64 hex characters), creating it with a fresh random key
     /// (mode 0600) if the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, StashError> {
-        let config_err = |what: String| StashError::Config(format!("{}: {what}", path.display()));
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let key = decode_hex_key(text.trim()).ok_or_else(|| {
-                    config_err("token seal key must be 64 hex characters; delete the file to generate a new one (listed tokens sealed with the old key then stop being listed)".into())
-                })?;
-                Ok(TokenSealer::new(key))
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| config_err(e.to_string()))?;
-                write_secret(path, &encode_hex(&key)).map_err(|e| config_err(e.to_string()))?;
-                tracing::warn!(path = %path.display(), "generated a new token seal key; replicas sharing one store must share this file");
-                Ok(TokenSealer::new(key))
-            }
-            Err(err) => Err(config_err(err.to_string())),
+        let (key, created) = tessera_config::secret::load_or_create_secret(path).map_err(|e| {
+            StashError::Config(format!(
+                "tokens.seal_key_file: {e}; delete the file to generate a new one (tokens sealed with the old key then stop being listed)"
+            ))
+        })?;
+        if created {
+            tracing::warn!(path = %path.display(), "generated a new token seal key; replicas sharing one store must share this file");
         }
+        Ok(TokenSealer::new(key))
     }
 
     /// Encrypts `token`, bound to its key.
@@ -105,37 +97,6 @@ impl TokenSealer {
         let token = Token::try_from(std::str::from_utf8(&plain).ok()?).ok()?;
         (token.key() == *key).then_some(token)
     }
-}
-
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex_key(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(key)
-}
-
-fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
 
 #[cfg(test)]
