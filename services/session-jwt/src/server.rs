@@ -136,7 +136,7 @@ pub async fn start(
                 let _ = stopped.wait_for(|stop| *stop).await;
             },
         ));
-        let reload = tokio::spawn(reload_keys_periodically(
+        let reload = tokio::spawn(keep_in_step_with_replicas(
             sessions_for_reload,
             stopped_for_reload,
         ));
@@ -168,15 +168,25 @@ pub async fn start(
 /// How often the key directory is read again, so a rotation made by one replica reaches
 /// the others.
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+/// How often revocations stored by other replicas are read, so a logout anywhere reaches
+/// every subscriber within about a second.
+const REVOCATION_SYNC_INTERVAL: Duration = Duration::from_millis(500);
 
-async fn reload_keys_periodically(sessions: Arc<Sessions>, mut stopped: watch::Receiver<bool>) {
+async fn keep_in_step_with_replicas(sessions: Arc<Sessions>, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut revocations = tokio::time::interval(REVOCATION_SYNC_INTERVAL);
+    revocations.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 if let Err(err) = sessions.reload_keys() {
                     tracing::warn!(%err, "reloading signing keys failed; keeping the ones loaded");
+                }
+            }
+            _ = revocations.tick() => {
+                if let Err(err) = sessions.sync_revocations().await {
+                    tracing::warn!(%err, "reading other replicas' revocations failed; will retry");
                 }
             }
             changed = stopped.changed() => {

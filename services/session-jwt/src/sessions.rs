@@ -9,7 +9,7 @@
 //! - `rotation` at a token derived from the refresh token: the pair it was exchanged for.
 //! - `epoch` / `revoked` (owner `all`): user and global epochs, revoked session ids.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -58,6 +58,8 @@ pub struct Sessions {
     in_force: Mutex<Vec<RevocationEvent>>,
     /// Revoked-before times per user; `""` is everyone.
     epochs: Mutex<HashMap<String, UnixMillis>>,
+    /// Stash tokens of revocations already taken in, by namespace.
+    seen: Mutex<HashMap<&'static str, HashSet<String>>>,
 }
 
 fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, SessionError> {
@@ -93,31 +95,74 @@ impl Sessions {
             events,
             in_force: Mutex::new(Vec::new()),
             epochs: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
         };
         sessions.load_revocations().await?;
         Ok(sessions)
     }
 
     async fn load_revocations(&self) -> Result<(), SessionError> {
-        for token in self.stash.list("epoch", "all").await? {
-            if let Some(bytes) = self.stash.get(&token).await? {
-                let epoch: pb::EpochRecord = decode(&bytes, "epoch")?;
-                self.remember(epoch_event(
-                    &epoch.user_id,
-                    UnixMillis(epoch.before_unix_ms.max(0) as u64),
-                ));
+        self.sync_revocations_announcing(false).await.map(|_| ())
+    }
+
+    /// Takes in revocations other replicas stored since the last look, announcing them to
+    /// this replica's subscribers; how many were new. Run every half second, so a logout
+    /// on any replica reaches every subscriber within about a second.
+    pub async fn sync_revocations(&self) -> Result<usize, SessionError> {
+        self.sync_revocations_announcing(true).await
+    }
+
+    async fn sync_revocations_announcing(&self, announce: bool) -> Result<usize, SessionError> {
+        let mut new = 0;
+        for namespace in ["epoch", "revoked"] {
+            let listed = self.stash.list(namespace, "all").await?;
+            let unseen: Vec<String> = {
+                let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+                // Forget what has expired from the stash, so the set stays bounded.
+                let known = seen.entry(namespace).or_default();
+                known.retain(|token| listed.contains(token));
+                listed
+                    .iter()
+                    .filter(|t| !known.contains(*t))
+                    .cloned()
+                    .collect()
+            };
+            for token in unseen {
+                let Some(bytes) = self.stash.get(&token).await? else {
+                    continue;
+                };
+                let event = if namespace == "epoch" {
+                    let epoch: pb::EpochRecord = decode(&bytes, "epoch")?;
+                    epoch_event(
+                        &epoch.user_id,
+                        UnixMillis(epoch.before_unix_ms.max(0) as u64),
+                    )
+                } else {
+                    let revoked: pb::SessionsRevoked = decode(&bytes, "revocation")?;
+                    RevocationEvent::Sessions {
+                        sids: revoked.session_ids,
+                        until: UnixMillis(revoked.until_unix_ms.max(0) as u64),
+                    }
+                };
+                self.mark_seen(namespace, token);
+                if announce {
+                    self.announce(event);
+                } else {
+                    self.remember(event);
+                }
+                new += 1;
             }
         }
-        for token in self.stash.list("revoked", "all").await? {
-            if let Some(bytes) = self.stash.get(&token).await? {
-                let revoked: pb::SessionsRevoked = decode(&bytes, "revocation")?;
-                self.remember(RevocationEvent::Sessions {
-                    sids: revoked.session_ids,
-                    until: UnixMillis(revoked.until_unix_ms.max(0) as u64),
-                });
-            }
-        }
-        Ok(())
+        Ok(new)
+    }
+
+    fn mark_seen(&self, namespace: &'static str, token: String) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(namespace)
+            .or_default()
+            .insert(token);
     }
 
     /// Starts a session for `user_id` at `audience`.
@@ -461,9 +506,11 @@ impl Sessions {
         };
         // An epoch must outlive every session it ends, and every token of them.
         let keep = self.settings.lifetime + self.settings.soft_ttl;
-        self.stash
+        let stored = self
+            .stash
             .put("epoch", record.encode_to_vec(), keep, "all")
             .await?;
+        self.mark_seen("epoch", stored);
         self.announce(epoch_event(user_id, before));
         Ok(())
     }

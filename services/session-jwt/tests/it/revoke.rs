@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use tessera_clock::Clock as _;
+
 use tessera_proto::session::v1 as pb;
 use tessera_proto::session::v1::revoke_request::Scope;
 
@@ -189,6 +191,72 @@ async fn a_late_subscriber_receives_the_revocations_in_force() {
     wait_for_event(&mut applied).await;
     assert_eq!(
         site.verify(&tokens.access_token, stack.clock.shared().now())
+            .expect_err("revoked")
+            .code(),
+        "revoked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_one_replica_reaches_subscribers_of_another() {
+    use tessera_testkit::{SessionHarness, StashHarness, TestPki};
+    use tessera_verify::grpc::SessionServiceSource;
+    use tessera_verify::{Verifier, VerifierConfig};
+
+    let pki = Arc::new(TestPki::new().expect("pki"));
+    let stash = StashHarness::builder(pki.clone())
+        .start()
+        .await
+        .expect("stash");
+    let shared = tempfile::tempdir().expect("shared dir");
+    let share = |config: &mut tessera_session_jwt::config::SessionConfig| {
+        config.keys_dir = shared.path().join("keys");
+        config.secret_file = shared.path().join("secret.key");
+    };
+    let a = SessionHarness::start(pki.clone(), stash.grpc_addr, None, share)
+        .await
+        .expect("replica a");
+    let b = SessionHarness::start(pki.clone(), stash.grpc_addr, None, share)
+        .await
+        .expect("replica b");
+    let token = a
+        .client("login")
+        .await
+        .expect("client")
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+
+    let site = Arc::new(Verifier::new(VerifierConfig::new("tessera", "wiki-a")));
+    site.set_keys(&b.sessions.jwks());
+    let follower = SessionServiceSource::new(
+        pki.channel_to(&pki.files("login"), b.grpc_addr, "session-jwt")
+            .await
+            .expect("channel"),
+    );
+    let (applied, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let followed = site.clone();
+    tokio::spawn(async move {
+        follower
+            .follow(followed, move || {
+                let _ = applied.send(());
+            })
+            .await
+    });
+
+    a.client("login")
+        .await
+        .expect("client")
+        .revoke(pb::RevokeRequest {
+            scope: Some(Scope::UserId("user-1".into())),
+        })
+        .await
+        .expect("logout everywhere on replica a");
+    wait_for_event(&mut events).await;
+    let now = tessera_clock::SystemClock.now();
+    assert_eq!(
+        site.verify(&token.access_token, now)
             .expect_err("revoked")
             .code(),
         "revoked"
