@@ -188,6 +188,7 @@ async fn keep_in_step_with_replicas(sessions: Arc<Sessions>, mut stopped: watch:
                 if let Err(err) = sessions.sync_revocations().await {
                     tracing::warn!(%err, "reading other replicas' revocations failed; will retry");
                 }
+                sessions.prune();
             }
             changed = stopped.changed() => {
                 if changed.is_err() || *stopped.borrow() {

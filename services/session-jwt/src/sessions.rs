@@ -543,13 +543,36 @@ impl Sessions {
     /// first, then read the snapshot: an event in between is seen twice, never missed.
     pub fn subscribe(&self) -> (Vec<RevocationEvent>, broadcast::Receiver<RevocationEvent>) {
         let receiver = self.events.subscribe();
+        self.prune();
+        let in_force = self
+            .in_force
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        (in_force, receiver)
+    }
+
+    /// Forgets revocations that can no longer matter: session revocations past the soft
+    /// expiry of their last token, and epochs older than the longest session (every
+    /// session they ended has reached its hard limit by then). Keeps memory bounded.
+    pub fn prune(&self) {
         let now = self.clock.now();
-        let mut in_force = self.in_force.lock().unwrap_or_else(|e| e.into_inner());
-        in_force.retain(|event| match event {
-            RevocationEvent::Sessions { until, .. } => *until > now,
-            _ => true,
-        });
-        (in_force.clone(), receiver)
+        let epoch_matters_for = self.settings.lifetime + self.settings.soft_ttl;
+        let live = |before: &UnixMillis| before.saturating_add(epoch_matters_for) > now;
+        self.in_force
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|event| match event {
+                RevocationEvent::Sessions { until, .. } => *until > now,
+                RevocationEvent::User { before, .. } | RevocationEvent::Global { before } => {
+                    live(before)
+                }
+            });
+        self.epochs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, before| live(before));
+        self.verifier.prune(now);
     }
 
     /// Verifies `token` for `audience` with the published keys and revocations.

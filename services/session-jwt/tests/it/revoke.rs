@@ -262,3 +262,43 @@ async fn a_logout_on_one_replica_reaches_subscribers_of_another() {
         "revoked"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_that_can_no_longer_matter_are_forgotten() {
+    let stack = crate::support::stack_with(|config| {
+        config.session_lifetime_seconds = 3600;
+        config.access_token_seconds = 300;
+    })
+    .await;
+    let mut login = stack.login().await;
+    let session = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    login
+        .revoke(pb::RevokeRequest {
+            scope: Some(Scope::SessionId(session.session_id)),
+        })
+        .await
+        .expect("revoked");
+    login
+        .revoke(pb::RevokeRequest {
+            scope: Some(Scope::UserId("user-2".into())),
+        })
+        .await
+        .expect("revoked");
+    assert_eq!(stack.session.sessions.subscribe().0.len(), 2);
+
+    stack.clock.advance(std::time::Duration::from_secs(301));
+    assert_eq!(
+        stack.session.sessions.subscribe().0.len(),
+        1,
+        "the session revocation outlived its tokens"
+    );
+    stack.clock.advance(std::time::Duration::from_secs(3600));
+    assert!(
+        stack.session.sessions.subscribe().0.is_empty(),
+        "the epoch outlived every session it ended"
+    );
+}
