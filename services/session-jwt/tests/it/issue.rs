@@ -118,3 +118,40 @@ async fn only_allowed_callers_may_issue() {
         .expect_err("audit may not issue");
     assert_eq!(status.code(), Code::PermissionDenied);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_port_counts_sessions_and_failures_by_reason() {
+    let stack = stack().await;
+    let mut login = stack.login().await;
+    login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued");
+    login
+        .issue(issue("", "wiki-a", ""))
+        .await
+        .expect_err("anonymous");
+    login
+        .refresh(crate::support::refresh("never-issued"))
+        .await
+        .expect_err("unknown");
+    let addr = stack.session.admin_addr;
+    assert_eq!(
+        tessera_testkit::http_get(addr, "/readyz")
+            .await
+            .expect("readyz")
+            .status,
+        200
+    );
+    let metrics = tessera_testkit::http_get(addr, "/metrics")
+        .await
+        .expect("metrics")
+        .body;
+    for line in [
+        "tessera_session_issued_total 1\n",
+        "tessera_session_failures_total{reason=\"invalid_argument\"} 1\n",
+        "tessera_session_failures_total{reason=\"unknown_refresh_token\"} 1\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+}
