@@ -7,6 +7,9 @@ pub enum TelemetryError {
     /// The OTLP exporter could not be built.
     #[error("cannot set up OTLP export to OTEL_EXPORTER_OTLP_ENDPOINT: {0}; fix the endpoint or unset it")]
     Otlp(String),
+    /// The async runtime could not be started.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
     /// A global subscriber was already installed.
     #[error("logging was already initialised in this process")]
     AlreadyInitialised,
@@ -18,6 +21,7 @@ impl TelemetryError {
         match self {
             TelemetryError::Filter(_) => "telemetry.filter",
             TelemetryError::Otlp(_) => "telemetry.otlp",
+            TelemetryError::Runtime(_) => "telemetry.runtime",
             TelemetryError::AlreadyInitialised => "telemetry.already_initialised",
         }
     }

@@ -12,8 +12,10 @@ pub mod trace_context;
 
 mod error;
 mod init;
+mod runtime;
 mod shutdown;
 
 pub use error::TelemetryError;
 pub use init::{init, LogFormat, TelemetryGuard};
+pub use runtime::run_service;
 pub use shutdown::shutdown_signal;

@@ -3,7 +3,6 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tessera_clock::SystemClock;
 use tessera_session_jwt::config::SessionConfig;
@@ -51,17 +50,8 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = SessionConfig::load(config_path.as_deref(), std::env::vars())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    // Telemetry starts inside the runtime (the OTLP exporter lives on it); its guard is
-    // dropped before the runtime, flushing while it still runs.
-    let _telemetry = {
-        let _runtime = runtime.enter();
-        tessera_telemetry::init("session-jwt", config.log_format)?
-    };
-    runtime.block_on(async move {
+    let log_format = config.log_format;
+    tessera_telemetry::run_service("session-jwt", log_format, async move {
         let listeners = Listeners::bind(&config).await?;
         let started = server::start(
             config,
@@ -78,5 +68,5 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         );
         started.serve().await?;
         Ok(())
-    })
+    })?
 }

@@ -72,18 +72,8 @@ fn dev_certs(dir: PathBuf, force: bool) -> anyhow::Result<()> {
 
 fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = StashConfig::load(config_path.as_deref(), std::env::vars())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    // The OTLP exporter's connection lives on the runtime, so telemetry starts inside it,
-    // and its guard (declared after the runtime) is dropped first, flushing while the
-    // runtime still runs.
-    let _telemetry = {
-        let _runtime = runtime.enter();
-        tessera_telemetry::init("token-stash", config.log_format)?
-    };
-    runtime.block_on(async move {
+    let log_format = config.log_format;
+    tessera_telemetry::run_service("token-stash", log_format, async move {
         let listeners = Listeners::bind(&config).await?;
         let started = server::start(
             config,
@@ -105,5 +95,5 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         started.serve().await?;
         tracing::info!("token stash stopped");
         Ok(())
-    })
+    })?
 }

@@ -134,6 +134,26 @@ impl RedisStore {
         )
     }
 
+    /// A call of a script that removes one entry (take, delete): both take the same keys
+    /// and arguments.
+    fn removal<'a>(
+        &self,
+        script: &'a Script,
+        key: &TokenKey,
+        now: UnixMillis,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        call.key(self.key("e", key))
+            .key(self.key("t", key))
+            .key(self.shared_key("x"))
+            .key(self.shared_key("bytes"))
+            .arg(key.to_text())
+            .arg(now.0)
+            .arg(&self.options.key_prefix)
+            .arg(self.remember_ms());
+        call
+    }
+
     fn remember_ms(&self) -> u64 {
         u64::try_from(self.options.remember_for.as_millis()).unwrap_or(u64::MAX)
     }
@@ -286,16 +306,7 @@ impl Store for RedisStore {
 
     async fn take(&self, key: TokenKey, now: UnixMillis) -> Result<StoredEntry, StashError> {
         let reply: Vec<Vec<u8>> = self
-            .scripts
-            .take
-            .key(self.key("e", &key))
-            .key(self.key("t", &key))
-            .key(self.shared_key("x"))
-            .key(self.shared_key("bytes"))
-            .arg(key.to_text())
-            .arg(now.0)
-            .arg(&self.options.key_prefix)
-            .arg(self.remember_ms())
+            .removal(&self.scripts.take, &key, now)
             .invoke_async(&mut self.connection.clone())
             .await?;
         read_reply(reply, now)
@@ -315,16 +326,7 @@ impl Store for RedisStore {
 
     async fn delete(&self, key: TokenKey, now: UnixMillis) -> Result<bool, StashError> {
         let existed: i64 = self
-            .scripts
-            .delete
-            .key(self.key("e", &key))
-            .key(self.key("t", &key))
-            .key(self.shared_key("x"))
-            .key(self.shared_key("bytes"))
-            .arg(key.to_text())
-            .arg(now.0)
-            .arg(&self.options.key_prefix)
-            .arg(self.remember_ms())
+            .removal(&self.scripts.delete, &key, now)
             .invoke_async(&mut self.connection.clone())
             .await?;
         Ok(existed == 1)
