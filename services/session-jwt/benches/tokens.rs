@@ -180,7 +180,10 @@ fn refreshes_per_second() -> (f64, u64, u64) {
                     for _ in 0..REFRESHES / REFRESH_CALLERS {
                         let one = SystemClock.instant();
                         refresh_token = login
-                            .refresh(pb::RefreshRequest { refresh_token })
+                            .refresh(pb::RefreshRequest {
+                                refresh_token,
+                                audience: String::new(),
+                            })
                             .await
                             .expect("refresh")
                             .into_inner()

@@ -65,9 +65,10 @@ impl SessionJwt for SessionService {
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::SessionTokens>, Status> {
         self.access.authorize("Refresh", &request)?;
+        let request = request.into_inner();
         let tokens = self.counted(
             self.sessions
-                .refresh(&request.into_inner().refresh_token)
+                .refresh(&request.refresh_token, &request.audience)
                 .await,
         )?;
         self.metrics.refreshed.inc();
@@ -80,7 +81,14 @@ impl SessionJwt for SessionService {
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         use pb::revoke_request::Scope;
         self.access.authorize("Revoke", &request)?;
-        let (scope, result) = match request.into_inner().scope {
+        let request = request.into_inner();
+        let (scope, result) = match request.scope {
+            Some(Scope::RefreshToken(token)) => (
+                "session",
+                self.sessions
+                    .revoke_by_refresh_token(&token, &request.audience)
+                    .await,
+            ),
             Some(Scope::SessionId(sid)) => ("session", self.sessions.revoke_session(&sid).await),
             Some(Scope::SessionFamilyId(sid)) => {
                 ("family", self.sessions.revoke_family(&sid).await)

@@ -304,33 +304,19 @@ impl Sessions {
     /// round trips: read the grant and the session, store the new grant, then record the
     /// rotation; the new grant is stored before the rotation that names it is visible, so
     /// no caller is ever handed a refresh token that does not exist yet.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<pb::SessionTokens, SessionError> {
-        if refresh_token.is_empty() || refresh_token.len() > 256 {
-            return Err(SessionError::UnknownRefreshToken);
+    /// With a non-empty `audience`, only a session of that audience is refreshed.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        audience: &str,
+    ) -> Result<pb::SessionTokens, SessionError> {
+        let (grant, record) = self.grant_and_record(refresh_token).await?;
+        if !audience.is_empty() && record.audience != audience {
+            return Err(SessionError::invalid(
+                "audience",
+                "does not match: this refresh token belongs to another site's session; a site can only refresh its own sessions",
+            ));
         }
-        let grant_bytes = match self
-            .stash
-            .lookup(&self.derive.token("refresh", refresh_token))
-            .await?
-        {
-            Lookup::Found(bytes) => bytes,
-            Lookup::Expired => {
-                return Err(SessionError::SessionEnded(
-                    "it was idle too long or reached its hard lifetime",
-                ))
-            }
-            Lookup::Ended => return Err(SessionError::SessionEnded("it was logged out")),
-            Lookup::Unknown => return Err(SessionError::UnknownRefreshToken),
-        };
-        let grant: pb::RefreshGrant = decode(&grant_bytes, "refresh grant")?;
-        let record_bytes =
-            self.stash
-                .get(&grant.session_record)
-                .await?
-                .ok_or(SessionError::SessionEnded(
-                    "it was logged out or reached its hard lifetime",
-                ))?;
-        let record: pb::SessionRecord = decode(&record_bytes, "session")?;
         let now = self.clock.now();
         if self.revoked_by_epoch(&record) {
             return Err(SessionError::SessionEnded(
@@ -384,6 +370,59 @@ impl Sessions {
                 self.replay(&record, decode(&bytes, "rotation")?, now).await
             }
         }
+    }
+
+    /// Revokes the session `refresh_token` belongs to, if it belongs to `audience` (or
+    /// `audience` is empty); how many sessions were revoked (0 or 1). An unknown or ended
+    /// refresh token revokes nothing and is no error (RFC 7009).
+    pub async fn revoke_by_refresh_token(
+        &self,
+        refresh_token: &str,
+        audience: &str,
+    ) -> Result<u64, SessionError> {
+        match self.grant_and_record(refresh_token).await {
+            Ok((_, record)) if audience.is_empty() || record.audience == audience => {
+                self.revoke_session(&record.session_id).await
+            }
+            Ok(_) | Err(SessionError::UnknownRefreshToken | SessionError::SessionEnded(_)) => Ok(0),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The refresh grant of `refresh_token` and the session it belongs to.
+    async fn grant_and_record(
+        &self,
+        refresh_token: &str,
+    ) -> Result<(pb::RefreshGrant, pb::SessionRecord), SessionError> {
+        if refresh_token.is_empty() || refresh_token.len() > 256 {
+            return Err(SessionError::UnknownRefreshToken);
+        }
+        let grant_bytes = match self
+            .stash
+            .lookup(&self.derive.token("refresh", refresh_token))
+            .await?
+        {
+            Lookup::Found(bytes) => bytes,
+            Lookup::Expired => {
+                return Err(SessionError::SessionEnded(
+                    "it was idle too long or reached its hard lifetime",
+                ))
+            }
+
+            Lookup::Consumed | Lookup::Deleted => {
+                return Err(SessionError::SessionEnded("it was logged out"))
+            }
+            Lookup::Unknown => return Err(SessionError::UnknownRefreshToken),
+        };
+        let grant: pb::RefreshGrant = decode(&grant_bytes, "refresh grant")?;
+        let record_bytes =
+            self.stash
+                .get(&grant.session_record)
+                .await?
+                .ok_or(SessionError::SessionEnded(
+                    "it was logged out or reached its hard lifetime",
+                ))?;
+        Ok((grant, decode(&record_bytes, "session")?))
     }
 
     /// A refresh token already exchanged: the same pair inside the grace window, and a

@@ -95,6 +95,7 @@ async fn a_site_session_needs_a_live_central_session() {
         .expect("derived");
     login
         .revoke(pb::RevokeRequest {
+            audience: String::new(),
             scope: Some(pb::revoke_request::Scope::SessionId(
                 central.session_id.clone(),
             )),

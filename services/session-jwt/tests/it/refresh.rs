@@ -204,3 +204,61 @@ async fn a_session_left_idle_too_long_cannot_be_refreshed_but_an_active_one_can(
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("idle"), "{}", status.message());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_cannot_refresh_another_sites_session_and_nothing_rotates() {
+    let stack = stack().await;
+    let mut login = stack.login().await;
+    let tokens = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    let refused = login
+        .refresh(pb::RefreshRequest {
+            refresh_token: tokens.refresh_token.clone(),
+            audience: "wiki-b".into(),
+        })
+        .await
+        .expect_err("another site's refresh token");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("another site"), "{refused:?}");
+    let own = login
+        .refresh(pb::RefreshRequest {
+            refresh_token: tokens.refresh_token.clone(),
+            audience: "wiki-a".into(),
+        })
+        .await;
+    assert!(own.is_ok(), "the owner still refreshes: {own:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_by_refresh_token_ends_the_session_only_for_its_own_site() {
+    let stack = stack().await;
+    let mut login = stack.login().await;
+    let tokens = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    let by = |audience: &str| pb::RevokeRequest {
+        audience: audience.into(),
+        scope: Some(pb::revoke_request::Scope::RefreshToken(
+            tokens.refresh_token.clone(),
+        )),
+    };
+    let foreign = login.revoke(by("wiki-b")).await.expect("no error");
+    assert_eq!(foreign.into_inner().sessions_revoked, 0);
+    let own = login.revoke(by("wiki-a")).await.expect("revoked");
+    assert_eq!(own.into_inner().sessions_revoked, 1);
+    let verified = login
+        .verify(pb::VerifyRequest {
+            token: tokens.access_token.clone(),
+            audience: "wiki-a".into(),
+        })
+        .await
+        .expect_err("revoked");
+    assert_eq!(verified.code(), Code::Unauthenticated);
+    let unknown = login.revoke(by("wiki-a")).await.expect("RFC 7009: no error");
+    assert_eq!(unknown.into_inner().sessions_revoked, 0);
+}

@@ -51,6 +51,7 @@ async fn revoking_a_user_with_10000_sessions_rejects_every_one_once_the_event_ar
         .login()
         .await
         .revoke(pb::RevokeRequest {
+            audience: String::new(),
             scope: Some(Scope::UserId("busy-user".into())),
         })
         .await
@@ -82,6 +83,7 @@ async fn revoking_everyone_rejects_every_earlier_token_and_not_later_ones() {
         .login()
         .await
         .revoke(pb::RevokeRequest {
+            audience: String::new(),
             scope: Some(Scope::Everyone(true)),
         })
         .await
@@ -136,6 +138,7 @@ async fn logging_out_the_central_session_ends_every_site_session_of_its_family()
 
     let reply = login
         .revoke(pb::RevokeRequest {
+            audience: String::new(),
             scope: Some(Scope::SessionFamilyId(central.session_id.clone())),
         })
         .await
@@ -182,6 +185,7 @@ async fn a_late_subscriber_receives_the_revocations_in_force() {
         .into_inner();
     login
         .revoke(pb::RevokeRequest {
+            audience: String::new(),
             scope: Some(Scope::SessionId(tokens.session_id.clone())),
         })
         .await
@@ -249,6 +253,7 @@ async fn a_logout_on_one_replica_reaches_subscribers_of_another() {
         .await
         .expect("client")
         .revoke(pb::RevokeRequest {
+            audience: String::new(),
             scope: Some(Scope::UserId("user-1".into())),
         })
         .await
@@ -278,12 +283,14 @@ async fn revocations_that_can_no_longer_matter_are_forgotten() {
         .into_inner();
     login
         .revoke(pb::RevokeRequest {
+            audience: String::new(),
             scope: Some(Scope::SessionId(session.session_id)),
         })
         .await
         .expect("revoked");
     login
         .revoke(pb::RevokeRequest {
+            audience: String::new(),
             scope: Some(Scope::UserId("user-2".into())),
         })
         .await

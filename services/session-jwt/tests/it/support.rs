@@ -106,6 +106,7 @@ pub fn issue(user: &str, audience: &str, parent: &str) -> pb::IssueRequest {
 pub fn refresh(token: &str) -> pb::RefreshRequest {
     pb::RefreshRequest {
         refresh_token: token.into(),
+        audience: String::new(),
     }
 }
 

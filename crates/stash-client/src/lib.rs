@@ -1,0 +1,263 @@
+//! The token stash as the other services see it: typed calls over mutual TLS, with the
+//! stash's refusals turned into answers a caller can act on (`expired` is not `consumed`
+//! is not `unknown`), and W3C trace context passed along on every call.
+
+use std::time::Duration;
+
+use tessera_proto::stash::v1 as pb;
+use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::Code;
+
+type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+/// Why a stash call did not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StashClientError {
+    /// The client could not be set up (bad URL or TLS settings).
+    #[error("stash client configuration: {0}")]
+    Config(String),
+    /// The stash refused the call or could not be reached.
+    #[error("token stash {code:?}: {message}")]
+    Failed {
+        /// The gRPC status code.
+        code: Code,
+        /// The stash's message (it says what to do next).
+        message: String,
+    },
+}
+
+impl StashClientError {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StashClientError::Config(_) => "stash_config",
+            StashClientError::Failed { .. } => "stash_failed",
+        }
+    }
+}
+
+fn failed(status: tonic::Status) -> StashClientError {
+    StashClientError::Failed {
+        code: status.code(),
+        message: status.message().to_owned(),
+    }
+}
+
+/// What a read or a take found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The value (for a take: this caller consumed it).
+    Found(Vec<u8>),
+    /// The entry reached its expiry.
+    Expired,
+    /// A single-use entry was already taken.
+    Consumed,
+    /// The entry was deleted.
+    Deleted,
+    /// No such entry (never stored, or long forgotten).
+    Unknown,
+}
+
+impl Lookup {
+    /// The value, if found.
+    pub fn found(self) -> Option<Vec<u8>> {
+        match self {
+            Lookup::Found(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// What a put under a caller-chosen token found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// This call stored the value.
+    Stored,
+    /// Another caller stored under the token first.
+    AlreadyThere,
+}
+
+/// A stash client presenting the caller's certificate. Cheap to clone; connects on first
+/// use and reconnects by itself.
+#[derive(Debug, Clone)]
+pub struct StashClient {
+    client: TokenStashClient<InterceptedService<Channel, Interceptor>>,
+}
+
+impl StashClient {
+    /// A client of the stash at `url` (e.g. `https://127.0.0.1:7401`).
+    pub fn connect(url: &str, tls: ClientTlsConfig) -> Result<Self, StashClientError> {
+        let channel = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| StashClientError::Config(format!("stash url {url:?}: {e}")))?
+            .tls_config(tls)
+            .map_err(|e| StashClientError::Config(format!("stash tls: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let interceptor: Interceptor = tessera_telemetry::trace_context::propagate;
+        Ok(StashClient {
+            client: TokenStashClient::with_interceptor(channel, interceptor),
+        })
+    }
+
+    /// Stores a reusable value; its new token.
+    pub async fn put(
+        &self,
+        namespace: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        owner: &str,
+    ) -> Result<String, StashClientError> {
+        let request = put_request(namespace, value, ttl, owner, String::new(), false);
+        Ok(self
+            .client
+            .clone()
+            .put(request)
+            .await
+            .map_err(failed)?
+            .into_inner()
+            .token)
+    }
+
+    /// Stores a value that exactly one [`StashClient::take`] can read; its new token.
+    pub async fn put_single_use(
+        &self,
+        namespace: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<String, StashClientError> {
+        let request = put_request(namespace, value, ttl, "", String::new(), true);
+        Ok(self
+            .client
+            .clone()
+            .put(request)
+            .await
+            .map_err(failed)?
+            .into_inner()
+            .token)
+    }
+
+    /// Stores a reusable value under `token` unless something is or was there.
+    pub async fn put_at(
+        &self,
+        token: &str,
+        namespace: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        owner: &str,
+    ) -> Result<Stored, StashClientError> {
+        let request = put_request(namespace, value, ttl, owner, token.to_owned(), false);
+        match self.client.clone().put(request).await {
+            Ok(_) => Ok(Stored::Stored),
+            Err(status) if status.code() == Code::AlreadyExists => Ok(Stored::AlreadyThere),
+            Err(status) => Err(failed(status)),
+        }
+    }
+
+    /// The value under `token`, or `None` if it is gone (unknown, deleted, expired).
+    pub async fn get(&self, token: &str) -> Result<Option<Vec<u8>>, StashClientError> {
+        Ok(self.lookup(token).await?.found())
+    }
+
+    /// The value under `token`, or why there is none.
+    pub async fn lookup(&self, token: &str) -> Result<Lookup, StashClientError> {
+        let request = pb::GetRequest {
+            token: token.to_owned(),
+        };
+        match self.client.clone().get(request).await {
+            Ok(reply) => Ok(Lookup::Found(reply.into_inner().value)),
+            Err(status) => absent(status),
+        }
+    }
+
+    /// Consumes the single-use value under `token`: exactly one caller ever gets it.
+    pub async fn take(&self, token: &str) -> Result<Lookup, StashClientError> {
+        let request = pb::TakeRequest {
+            token: token.to_owned(),
+        };
+        match self.client.clone().take(request).await {
+            Ok(reply) => Ok(Lookup::Found(reply.into_inner().value)),
+            Err(status) => absent(status),
+        }
+    }
+
+    /// Deletes the entry under `token`; whether it was there.
+    pub async fn delete(&self, token: &str) -> Result<bool, StashClientError> {
+        let request = pb::DeleteRequest {
+            token: token.to_owned(),
+        };
+        let reply = self.client.clone().delete(request).await.map_err(failed)?;
+        Ok(reply.into_inner().existed)
+    }
+
+    /// The live tokens of `owner` in `namespace`.
+    pub async fn list(&self, namespace: &str, owner: &str) -> Result<Vec<String>, StashClientError> {
+        let request = pb::ListByOwnerRequest {
+            namespace: namespace.to_owned(),
+            owner: owner.to_owned(),
+        };
+        let reply = self
+            .client
+            .clone()
+            .list_by_owner(request)
+            .await
+            .map_err(failed)?;
+        Ok(reply.into_inner().tokens)
+    }
+
+    /// How many entries are live.
+    pub async fn live_entries(&self) -> Result<u64, StashClientError> {
+        let reply = self
+            .client
+            .clone()
+            .stats(pb::StatsRequest {})
+            .await
+            .map_err(failed)?;
+        Ok(reply.into_inner().live_entries)
+    }
+}
+
+/// A refusal that means "no value here", told apart by the stash's stable code; any other
+/// refusal is an error.
+fn absent(status: tonic::Status) -> Result<Lookup, StashClientError> {
+    // A malformed token is as good as unknown to a caller holding user input.
+    if !matches!(
+        status.code(),
+        Code::NotFound | Code::FailedPrecondition | Code::InvalidArgument
+    ) {
+        return Err(failed(status));
+    }
+    let code = status
+        .metadata()
+        .get("tessera-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    Ok(match code {
+        "expired" => Lookup::Expired,
+        "consumed" => Lookup::Consumed,
+        "deleted" => Lookup::Deleted,
+        "not_found" | "malformed_token" | "wrong_kind" | "unknown_datacenter" => Lookup::Unknown,
+        _ => return Err(failed(status)),
+    })
+}
+
+fn put_request(
+    namespace: &str,
+    value: Vec<u8>,
+    ttl: Duration,
+    owner: &str,
+    token: String,
+    single_use: bool,
+) -> pb::PutRequest {
+    pb::PutRequest {
+        namespace: namespace.to_owned(),
+        value,
+        // The stash takes 1 s to 24 h; callers stay inside that.
+        ttl_seconds: u32::try_from(ttl.as_secs().clamp(1, 86_400)).unwrap_or(86_400),
+        single_use,
+        owner: owner.to_owned(),
+        token,
+    }
+}
