@@ -18,6 +18,7 @@ mod error;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod jwks;
+mod jws;
 mod revocation;
 #[cfg(feature = "sign")]
 mod sign;
@@ -27,6 +28,7 @@ mod verifier;
 pub use claims::{Claims, Header, MAX_TOKEN_BYTES};
 pub use error::{Rejection, Subject, VerifyError};
 pub use jwks::{Jwk, Jwks};
+pub use jws::verify_signed_json;
 pub use revocation::{RevocationEvent, RevocationState, RevokedScope};
 #[cfg(feature = "sign")]
 pub use sign::SessionSigner;

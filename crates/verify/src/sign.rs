@@ -43,8 +43,13 @@ impl SessionSigner {
         Jwk::ed25519(&self.kid, &self.key.verifying_key())
     }
 
-    /// The compact JWS of `claims`.
+    /// The compact JWS of session `claims`.
     pub fn sign(&self, claims: &Claims) -> String {
+        self.sign_json(claims)
+    }
+
+    /// The compact JWS of any claims (an ID token, a logout token).
+    pub fn sign_json<T: serde::Serialize>(&self, claims: &T) -> String {
         let header = Header {
             alg: "EdDSA".into(),
             kid: self.kid.clone(),

@@ -3,6 +3,7 @@
 mod cookies;
 mod fuzz;
 mod hostile;
+mod jws;
 mod site;
 mod support;
 mod verification;
