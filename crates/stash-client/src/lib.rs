@@ -2,6 +2,8 @@
 //! stash's refusals turned into answers a caller can act on (`expired` is not `consumed`
 //! is not `unknown`), and W3C trace context passed along on every call.
 
+mod derive;
+
 use std::time::Duration;
 
 use tessera_proto::stash::v1 as pb;
@@ -9,6 +11,8 @@ use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
+
+pub use derive::Derivation;
 
 type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
 
@@ -193,7 +197,11 @@ impl StashClient {
     }
 
     /// The live tokens of `owner` in `namespace`.
-    pub async fn list(&self, namespace: &str, owner: &str) -> Result<Vec<String>, StashClientError> {
+    pub async fn list(
+        &self,
+        namespace: &str,
+        owner: &str,
+    ) -> Result<Vec<String>, StashClientError> {
         let request = pb::ListByOwnerRequest {
             namespace: namespace.to_owned(),
             owner: owner.to_owned(),

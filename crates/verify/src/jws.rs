@@ -30,7 +30,9 @@ pub fn verify_signed_json<T: DeserializeOwned>(token: &str, jwks: &Jwks) -> Resu
     let header: Header = serde_json::from_slice(&decode(header, "header is not base64url")?)
         .map_err(|_| VerifyError::Malformed("header is not valid JSON"))?;
     if header.alg != "EdDSA" {
-        return Err(VerifyError::UnsupportedAlg(header.alg.chars().take(32).collect()));
+        return Err(VerifyError::UnsupportedAlg(
+            header.alg.chars().take(32).collect(),
+        ));
     }
     let signature = <[u8; 64]>::try_from(decode(signature, "signature is not base64url")?)
         .map_err(|_| VerifyError::Malformed("signature is not 64 bytes"))?;

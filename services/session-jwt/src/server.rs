@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::{session_identity, SessionConfig};
-use crate::derive::Derivation;
+use crate::derive::load_derivation;
 use crate::grpc::SessionService;
 use crate::keys::KeyRing;
 use crate::metrics::SessionMetrics;
@@ -102,7 +102,7 @@ pub async fn start(
         Duration::from_secs(config.retired_key_publish_seconds),
         clock.now(),
     )?;
-    let derive = Derivation::load_or_create(&config.secret_file, &config.stash.datacenter)?;
+    let derive = load_derivation(&config.secret_file, &config.stash.datacenter)?;
     let sessions = Arc::new(Sessions::start(stash, keys, derive, clock, config.settings()).await?);
     let metrics = Arc::new(SessionMetrics::default());
     let service = SessionService::new(sessions.clone(), config.access.clone(), metrics.clone());

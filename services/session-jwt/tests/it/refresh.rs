@@ -259,6 +259,9 @@ async fn revoking_by_refresh_token_ends_the_session_only_for_its_own_site() {
         .await
         .expect_err("revoked");
     assert_eq!(verified.code(), Code::Unauthenticated);
-    let unknown = login.revoke(by("wiki-a")).await.expect("RFC 7009: no error");
+    let unknown = login
+        .revoke(by("wiki-a"))
+        .await
+        .expect("RFC 7009: no error");
     assert_eq!(unknown.into_inner().sessions_revoked, 0);
 }

@@ -1,0 +1,227 @@
+//! A tiny wiki that signs people in through Tessera with the standard authorization code
+//! flow (PKCE S256, `state`, `nonce`), verifies its session JWT locally with
+//! `tessera-verify` on every page, refreshes it past its soft expiry, and honours
+//! back-channel logout. It is the reference integration: what any site does.
+
+mod flow;
+mod pages;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tessera_clock::SharedClock;
+use tessera_verify::{Jwks, KeySource, SiteVerifier, Verifier, VerifierConfig};
+use tokio::net::TcpListener;
+
+/// Why the site cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A setting is wrong.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// Serving failed.
+    #[error("server: {0}")]
+    Serve(String),
+}
+
+impl DemoError {
+    /// A stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DemoError::Config(_) => "config",
+            DemoError::Serve(_) => "serve",
+        }
+    }
+}
+
+/// How a demo site is set up.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Its client id, also its cookie scope and title (e.g. `wiki-a`).
+    pub client_id: String,
+    /// The client secret `tessera-login site add` printed.
+    pub client_secret: String,
+    /// Its own origin as browsers see it, e.g. `http://localhost:7501`.
+    pub public_url: String,
+    /// The login service's public URL (the OpenID issuer), for browser redirects.
+    pub login_url: String,
+    /// Where the site's back end reaches the login service (defaults to `login_url`).
+    pub login_api_url: String,
+    /// The `iss` of session JWTs (the session service's issuer).
+    pub session_issuer: String,
+}
+
+impl DemoConfig {
+    fn validate(&self) -> Result<(), DemoError> {
+        for (key, value) in [
+            ("public_url", &self.public_url),
+            ("login_url", &self.login_url),
+            ("login_api_url", &self.login_api_url),
+        ] {
+            url::Url::parse(value)
+                .map_err(|e| DemoError::Config(format!("{key} {value:?}: {e}")))?;
+        }
+        if self.client_secret.is_empty() {
+            return Err(DemoError::Config(
+                "client secret is empty: register the site with `tessera-login site add` and pass its secret".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn origin(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    fn issuer(&self) -> &str {
+        self.login_url.trim_end_matches('/')
+    }
+}
+
+/// The login service's JWKS over HTTP; remembers the last set for ID and logout tokens.
+#[derive(Debug)]
+struct LoginKeys {
+    http: reqwest::Client,
+    url: String,
+    /// The last fetched set. A std mutex: replaced or cloned, never held across I/O.
+    last: Mutex<Jwks>,
+}
+
+impl KeySource for LoginKeys {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Jwks, String>> + Send + '_>> {
+        Box::pin(async move {
+            let jwks: Jwks = self
+                .http
+                .get(&self.url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .error_for_status()
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = jwks.clone();
+            Ok(jwks)
+        })
+    }
+}
+
+/// What request handlers share.
+#[derive(Debug)]
+pub(crate) struct Site {
+    config: DemoConfig,
+    verifier: SiteVerifier,
+    keys: Arc<LoginKeys>,
+    http: reqwest::Client,
+    clock: SharedClock,
+}
+
+impl Site {
+    /// The current JWKS for ID and logout tokens, fetched (rate-limited) when it lacks
+    /// the key `token` names.
+    async fn jwks_for(&self, token: &str) -> Jwks {
+        let known = self
+            .keys
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let kid_known =
+            header_kid(token).is_some_and(|kid| known.keys.iter().any(|k| k.kid == kid));
+        if !kid_known {
+            self.verifier.refresh_keys().await;
+        }
+        self.keys
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+fn header_kid(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("kid")?.as_str().map(str::to_owned)
+}
+
+/// A demo site ready to serve.
+pub struct StartedSite {
+    /// Where it serves.
+    pub addr: SocketAddr,
+    serve: Pin<Box<dyn Future<Output = Result<(), DemoError>> + Send>>,
+}
+
+impl std::fmt::Debug for StartedSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedSite")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StartedSite {
+    /// Serves until the shutdown future resolves.
+    pub async fn serve(self) -> Result<(), DemoError> {
+        self.serve.await
+    }
+}
+
+/// Prepares the site on `listener`.
+pub fn start(
+    config: DemoConfig,
+    listener: TcpListener,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<StartedSite, DemoError> {
+    config.validate()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| DemoError::Config(format!("HTTP client: {e}")))?;
+    let keys = Arc::new(LoginKeys {
+        http: http.clone(),
+        url: format!("{}/jwks.json", config.login_api_url.trim_end_matches('/')),
+        last: Mutex::new(Jwks::default()),
+    });
+    let verifier = SiteVerifier::new(
+        Arc::new(Verifier::new(VerifierConfig::new(
+            config.session_issuer.clone(),
+            config.client_id.clone(),
+        ))),
+        keys.clone(),
+        clock.clone(),
+        Duration::from_secs(10),
+    );
+    let addr = listener
+        .local_addr()
+        .map_err(|e| DemoError::Serve(e.to_string()))?;
+    let site = Arc::new(Site {
+        config,
+        verifier,
+        keys,
+        http,
+        clock,
+    });
+    let app = routes::router(site);
+    let serve = async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| DemoError::Serve(e.to_string()))
+    };
+    Ok(StartedSite {
+        addr,
+        serve: Box::pin(serve),
+    })
+}

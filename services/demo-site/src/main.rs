@@ -1,0 +1,71 @@
+//! `tessera-demo-site`: one demo wiki, configured by flags or environment.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use tessera_clock::SystemClock;
+use tessera_demo_site::DemoConfig;
+use tessera_telemetry::LogFormat;
+
+/// A tiny wiki that signs people in through Tessera.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Its client id (also its title), e.g. wiki-a.
+    #[arg(long, env = "DEMO_CLIENT_ID")]
+    client_id: String,
+    /// A file holding the client secret `tessera-login site add` created.
+    #[arg(long, env = "DEMO_CLIENT_SECRET_FILE")]
+    client_secret_file: PathBuf,
+    /// The address to listen on.
+    #[arg(long, env = "DEMO_LISTEN", default_value = "127.0.0.1:7501")]
+    listen: SocketAddr,
+    /// Its own origin as browsers see it.
+    #[arg(long, env = "DEMO_PUBLIC_URL", default_value = "http://localhost:7501")]
+    public_url: String,
+    /// The login service's public URL.
+    #[arg(long, env = "DEMO_LOGIN_URL", default_value = "http://localhost:7400")]
+    login_url: String,
+    /// The `iss` of session tokens.
+    #[arg(long, env = "DEMO_SESSION_ISSUER", default_value = "tessera")]
+    session_issuer: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let secret = std::fs::read_to_string(&cli.client_secret_file).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the client secret file {}: {e}; register the site with `tessera-login site add --secret-file`",
+            cli.client_secret_file.display()
+        )
+    })?;
+    let config = DemoConfig {
+        client_id: cli.client_id.clone(),
+        client_secret: secret.trim().to_owned(),
+        public_url: cli.public_url.clone(),
+        login_api_url: cli.login_url.clone(),
+        login_url: cli.login_url,
+        session_issuer: cli.session_issuer,
+    };
+    tessera_telemetry::run_service("demo-site", LogFormat::default(), async move {
+        let listener = tokio::net::TcpListener::bind(cli.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.listen))?;
+        let started = tessera_demo_site::start(
+            config,
+            listener,
+            SystemClock::shared(),
+            tessera_telemetry::shutdown_signal(),
+        )?;
+        let _ = writeln!(
+            std::io::stdout(),
+            "tessera-demo-site {} ready: http={}",
+            cli.client_id,
+            cli.public_url
+        );
+        started.serve().await?;
+        Ok(())
+    })?
+}

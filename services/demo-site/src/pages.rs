@@ -1,0 +1,77 @@
+//! The wiki's pages: plain, accessible HTML with no external assets.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Escapes text for HTML.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A whole page for site `name`.
+pub fn page(name: &str, status: StatusCode, body: &str, cookies: &[String]) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{name}</title>\
+<style>body{{font:16px/1.5 system-ui,sans-serif;margin:0;background:#eef3ee;color:#1b1d21}}\
+header{{background:#2f6f3e;color:#fff;padding:.8rem 1.5rem;font-weight:700}}\
+main{{max-width:36rem;margin:2rem auto;background:#fff;padding:2rem;border-radius:8px}}\
+.button,button{{display:inline-block;padding:.6rem 1.2rem;font-size:1rem;background:#2f6f3e;color:#fff;border:0;border-radius:4px;text-decoration:none;cursor:pointer}}\
+a:focus,button:focus{{outline:3px solid #1a5fb4;outline-offset:2px}}\
+.error{{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}}</style></head>\
+<body><header>{name}</header><main>{body}</main></body></html>",
+        name = escape(name)
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// The signed-in view.
+pub fn signed_in(user: &str) -> String {
+    format!(
+        "<h1>Welcome</h1><p id=\"who\">Signed in as <strong>{}</strong>.</p>\
+<form method=\"post\" action=\"/signout\"><button id=\"signout\" type=\"submit\">Sign out</button></form>",
+        escape(user)
+    )
+}
+
+/// The signed-out view, with an optional notice.
+pub fn signed_out(notice: Option<&str>) -> String {
+    let notice = notice
+        .map(|n| format!("<p class=\"error\" role=\"status\">{}</p>", escape(n)))
+        .unwrap_or_default();
+    format!(
+        "<h1>Welcome</h1>{notice}<p id=\"who\">You are not signed in.</p>\
+<p><a id=\"signin\" class=\"button\" href=\"/signin\">Sign in</a></p>"
+    )
+}
+
+/// A failed sign-in: what happened, and one button to try again (never a dead end).
+pub fn sign_in_failed(message: &str) -> String {
+    format!(
+        "<h1>Sign-in did not complete</h1><p class=\"error\" role=\"alert\" id=\"problem\">{}</p>\
+<p><a id=\"signin\" class=\"button\" href=\"/signin\">Sign in again</a></p>",
+        escape(message)
+    )
+}

@@ -1,0 +1,222 @@
+//! The login service's configuration: a TOML file, then `TESSERA_LOGIN__<SECTION>__<KEY>`
+//! environment overrides, validated at start-up.
+//!
+//! The defaults are production-safe: there is no default public URL, and plain-HTTP
+//! development mode must be switched on explicitly *and* only works on a loopback URL, so
+//! a production configuration cannot fall into it by accident.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tessera_mtls::{ServiceIdentity, TlsSettings};
+use tessera_telemetry::LogFormat;
+
+use crate::LoginError;
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "TESSERA_LOGIN__";
+
+/// Everything `tessera-login serve` is configured by.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// The public HTTP address.
+    pub listen: SocketAddr,
+    /// The admin HTTP address (health, metrics).
+    pub admin_listen: SocketAddr,
+    /// `human` or `json`.
+    pub log_format: LogFormat,
+    /// The URL browsers and sites reach the login service at; the OpenID issuer.
+    /// Must be `https://` unless `dev_insecure_http` is set.
+    pub public_url: String,
+    /// Serve a loopback `http://` public URL for local development. Refused for any
+    /// other host. Browsers treat `localhost` as secure, so `__Host-` cookies still work.
+    pub dev_insecure_http: bool,
+    /// The user directory and site registry: `sqlite://<path>` or `postgres://…`.
+    pub database_url: String,
+    /// Where the flow-signing and ID-token keys live; replicas share it.
+    pub secrets_dir: PathBuf,
+    /// The audience of central (login-domain) sessions.
+    pub central_audience: String,
+    /// How long an authorization code can be redeemed, seconds.
+    pub code_ttl_seconds: u64,
+    /// How long a login form stays valid, seconds.
+    pub form_ttl_seconds: u64,
+    /// ID token lifetime, seconds.
+    pub id_token_seconds: u64,
+    /// Sign-in attempts (form posts) allowed per client IP per minute.
+    pub attempts_per_ip_per_minute: u32,
+    /// Sign-in attempts allowed per account name per minute.
+    pub attempts_per_account_per_minute: u32,
+    /// A header carrying the client IP, set by a trusted reverse proxy (e.g.
+    /// `x-forwarded-for`, whose last entry is used). Unset: the peer address.
+    pub client_ip_header: Option<String>,
+    /// How long a back-channel logout POST to one site may take, milliseconds.
+    pub backchannel_timeout_ms: u64,
+    /// The session service.
+    pub session_jwt: Upstream,
+    /// The token stash.
+    pub stash: Upstream,
+    /// Certificates for the internal mutual TLS calls.
+    pub tls: TlsSettings,
+}
+
+/// An internal gRPC service reached over mutual TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// e.g. `https://127.0.0.1:7402`.
+    pub url: String,
+    /// The name its certificate is checked against.
+    pub server_name: String,
+    /// For the stash: its datacenter id (derived tokens must name it).
+    #[serde(default = "default_datacenter")]
+    pub datacenter: String,
+}
+
+fn default_datacenter() -> String {
+    "dc1".into()
+}
+
+/// The identity of the login service.
+pub fn login_identity() -> ServiceIdentity {
+    ServiceIdentity::parse("login").unwrap_or_else(|_| unreachable!("a valid literal"))
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            log_format: LogFormat::default(),
+            public_url: String::new(),
+            dev_insecure_http: false,
+            database_url: "sqlite://.tessera/login/directory.db".into(),
+            secrets_dir: PathBuf::from(".tessera/secrets/login"),
+            central_audience: "tessera-login".into(),
+            code_ttl_seconds: 60,
+            form_ttl_seconds: 600,
+            id_token_seconds: 300,
+            attempts_per_ip_per_minute: 60,
+            attempts_per_account_per_minute: 10,
+            client_ip_header: None,
+            backchannel_timeout_ms: 2000,
+            session_jwt: Upstream {
+                url: "https://127.0.0.1:7402".into(),
+                server_name: "session-jwt".into(),
+                datacenter: default_datacenter(),
+            },
+            stash: Upstream {
+                url: "https://127.0.0.1:7401".into(),
+                server_name: "token-stash".into(),
+                datacenter: default_datacenter(),
+            },
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
+impl LoginConfig {
+    /// Reads `path` (if given), applies `TESSERA_LOGIN__*` overrides, validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, LoginError> {
+        let config: LoginConfig = tessera_config::load(path, env, ENV_PREFIX)
+            .map_err(|e| LoginError::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads the configuration without validating it: for the administrative commands,
+    /// which need only the database.
+    pub fn load_unvalidated(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, LoginError> {
+        tessera_config::load(path, env, ENV_PREFIX).map_err(|e| LoginError::Config(e.to_string()))
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), LoginError> {
+        let bad = |msg: String| Err(LoginError::Config(msg));
+        let url = match url::Url::parse(&self.public_url) {
+            Ok(url) => url,
+            Err(_) if self.public_url.is_empty() => {
+                return bad("public_url is not set: give the URL browsers reach the login service at, e.g. https://login.example.org".into())
+            }
+            Err(e) => return bad(format!("public_url {:?}: {e}", self.public_url)),
+        };
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return bad(format!(
+                "public_url {:?} must be an origin only (scheme, host, port), with no path",
+                self.public_url
+            ));
+        }
+        match (url.scheme(), self.dev_insecure_http) {
+            ("https", _) => {}
+            ("http", true) if is_loopback(&url) => {}
+            ("http", true) => {
+                return bad(format!(
+                    "dev_insecure_http only works with a loopback public_url (localhost, 127.0.0.1, [::1]), not {:?}; production needs https://",
+                    self.public_url
+                ))
+            }
+            ("http", false) => {
+                return bad(format!(
+                    "public_url {:?} is plain http: use https://, or for local development on localhost set dev_insecure_http = true",
+                    self.public_url
+                ))
+            }
+            (other, _) => return bad(format!("public_url scheme {other:?} is not https")),
+        }
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return bad(
+                "database_url must start with sqlite: or postgres:// (e.g. sqlite://.tessera/login/directory.db)"
+                    .into(),
+            );
+        }
+        if !(10..=600).contains(&self.code_ttl_seconds) {
+            return bad("code_ttl_seconds must be between 10 and 600".into());
+        }
+        if !(60..=3600).contains(&self.form_ttl_seconds) {
+            return bad("form_ttl_seconds must be between 60 and 3600".into());
+        }
+        if self.attempts_per_ip_per_minute == 0 || self.attempts_per_account_per_minute == 0 {
+            return bad("attempts_per_*_per_minute must be at least 1".into());
+        }
+        for (key, upstream) in [("session_jwt", &self.session_jwt), ("stash", &self.stash)] {
+            if !upstream.url.starts_with("https://") {
+                return bad(format!(
+                    "{key}.url {:?} must start with https:// (internal calls use mutual TLS)",
+                    upstream.url
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer: the public URL without its trailing slash.
+    pub fn issuer(&self) -> String {
+        self.public_url.trim_end_matches('/').to_owned()
+    }
+
+    /// How long a code lives.
+    pub fn code_ttl(&self) -> Duration {
+        Duration::from_secs(self.code_ttl_seconds)
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
