@@ -1,1 +1,11 @@
-mod placeholder {}
+//! The login service's tests: one binary, a module per concern. Each test starts the
+//! whole stack (stash, session service, login) in-process on loopback ports.
+
+mod admin;
+mod browser;
+mod directory;
+mod flow;
+mod form;
+mod logout;
+mod support;
+mod token;

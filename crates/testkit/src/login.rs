@@ -1,0 +1,205 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tessera_clock::{SharedClock, SystemClock};
+use tessera_demo_site::DemoConfig;
+use tessera_login::config::LoginConfig;
+use tessera_login::directory::NewSite;
+use tessera_login::http::Shared;
+use tessera_login::server::{self, Listeners};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{SessionHarness, StashHarness, TestPki};
+
+/// The whole sign-in stack in this process: a stash, the session service and the login
+/// service (development mode on `http://localhost:<port>`), with its directory in a
+/// temporary SQLite file or a given PostgreSQL database. Stopped on drop.
+#[derive(Debug)]
+pub struct LoginStack {
+    /// The PKI every service uses.
+    pub pki: Arc<TestPki>,
+    /// The stash.
+    pub stash: StashHarness,
+    /// The session service.
+    pub sessions: SessionHarness,
+    /// The login service's state (directory, metrics).
+    pub login: Shared,
+    /// Where the login service listens.
+    pub login_addr: SocketAddr,
+    /// Its admin port.
+    pub admin_addr: SocketAddr,
+    /// `http://localhost:<port>`.
+    pub base_url: String,
+    stops: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A demo site running in the stack.
+#[derive(Debug, Clone)]
+pub struct DemoSiteHandle {
+    /// Its client id.
+    pub client_id: String,
+    /// `http://localhost:<port>`.
+    pub url: String,
+}
+
+impl LoginStack {
+    /// The stack with an SQLite directory and `adjust`ed login configuration.
+    pub async fn start(adjust: impl FnOnce(&mut LoginConfig)) -> anyhow::Result<Self> {
+        Self::start_with(None, None, adjust).await
+    }
+
+    /// The stack with the directory at `database_url` (SQLite in a temporary folder
+    /// when `None`) and `clock` (the system clock when `None`).
+    pub async fn start_with(
+        database_url: Option<String>,
+        clock: Option<SharedClock>,
+        adjust: impl FnOnce(&mut LoginConfig),
+    ) -> anyhow::Result<Self> {
+        let clock = clock.unwrap_or_else(SystemClock::shared);
+        let pki = Arc::new(TestPki::new()?);
+        let stash = StashHarness::builder(pki.clone())
+            .clock(clock.clone())
+            .start()
+            .await?;
+        let sessions =
+            SessionHarness::start(pki.clone(), stash.grpc_addr, Some(clock.clone()), |_| {})
+                .await?;
+        let dir = tempfile::tempdir()?;
+        let http = TcpListener::bind("127.0.0.1:0").await?;
+        let login_addr = http.local_addr()?;
+        let base_url = format!("http://localhost:{}", login_addr.port());
+        let mut config = LoginConfig {
+            public_url: base_url.clone(),
+            dev_insecure_http: true,
+            database_url: database_url.unwrap_or_else(|| {
+                format!("sqlite://{}", dir.path().join("directory.db").display())
+            }),
+            secrets_dir: dir.path().join("secrets"),
+            ..LoginConfig::default()
+        };
+        config.tls.dev_pki_dir = pki.dir().to_owned();
+        config.stash.url = format!("https://{}", stash.grpc_addr);
+        config.session_jwt.url = format!("https://{}", sessions.grpc_addr);
+        adjust(&mut config);
+        let listeners = Listeners {
+            http,
+            admin: TcpListener::bind("127.0.0.1:0").await?,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let started = server::start(config, clock, listeners, async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        let (admin_addr, login) = (started.admin_addr, started.state.clone());
+        let task = tokio::spawn(async move {
+            if let Err(err) = started.serve().await {
+                panic!("login service failed: {err}");
+            }
+        });
+        Ok(LoginStack {
+            pki,
+            stash,
+            sessions,
+            login,
+            login_addr,
+            admin_addr,
+            base_url,
+            stops: vec![stop],
+            tasks: vec![task],
+            _dir: dir,
+        })
+    }
+
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Adds a user; their id.
+    pub async fn add_user(&self, name: &str, password: &str) -> anyhow::Result<String> {
+        let id = tessera_login::admin_cli::add_user(
+            &self.login.directory,
+            name,
+            password.to_owned(),
+            false,
+            self.login.clock.now(),
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("user exists"))?;
+        Ok(id)
+    }
+
+    /// Registers a site; its secret.
+    pub async fn add_site(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        post_logout_uri: Option<&str>,
+        backchannel_logout_uri: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let site = NewSite {
+            client_id: tessera_login::admin_cli::client_id(client_id)?,
+            display_name: None,
+            redirect_uris: vec![redirect_uri.to_owned()],
+            post_logout_uris: post_logout_uri.into_iter().map(str::to_owned).collect(),
+            backchannel_logout_uri: backchannel_logout_uri.map(str::to_owned),
+        };
+        Ok(self
+            .login
+            .directory
+            .add_site(&site, self.login.clock.now())
+            .await?)
+    }
+
+    /// Registers `client_id` and starts a demo site for it on its own port.
+    pub async fn start_demo_site(&mut self, client_id: &str) -> anyhow::Result<DemoSiteHandle> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://localhost:{}", listener.local_addr()?.port());
+        let secret = self
+            .add_site(
+                client_id,
+                &format!("{url}/callback"),
+                Some(&format!("{url}/")),
+                Some(&format!("{url}/backchannel-logout")),
+            )
+            .await?;
+        let config = DemoConfig {
+            client_id: client_id.to_owned(),
+            client_secret: secret,
+            public_url: url.clone(),
+            login_url: self.base_url.clone(),
+            login_api_url: self.base_url.clone(),
+            session_issuer: "tessera".into(),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let started =
+            tessera_demo_site::start(config, listener, self.login.clock.clone(), async move {
+                let _ = stopped.await;
+            })?;
+        self.stops.push(stop);
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(err) = started.serve().await {
+                panic!("demo site failed: {err}");
+            }
+        }));
+        Ok(DemoSiteHandle {
+            client_id: client_id.to_owned(),
+            url,
+        })
+    }
+}
+
+impl Drop for LoginStack {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
