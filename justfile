@@ -8,7 +8,7 @@ certs_dir := ".tessera/certs"
 default:
     @just --list
 
-# Start Tessera on embedded defaults (dev certificates, stash, sessions). Ctrl-C stops it.
+# Start Tessera on embedded defaults (stash, sessions, login, two demo wikis). Ctrl-C stops it.
 up:
     bash scripts/up.sh
 
@@ -17,7 +17,7 @@ certs:
     cargo run --quiet --bin tessera-token-stash -- dev-certs --dir {{certs_dir}} --force
 
 # Run every test (unit, integration on both backends, interop); installs what is missing.
-test: _redis
+test: _redis _postgres _browser
     cargo build --workspace --all-targets
     bash interop/run.sh target/debug/tessera-token-stash
     {{ if `command -v cargo-nextest >/dev/null && echo yes || echo no` == "yes" { "cargo nextest run --workspace --no-fail-fast" } else { "cargo test --workspace --no-fail-fast" } }}
@@ -26,6 +26,7 @@ test: _redis
 bench: _redis
     cargo bench -p tessera-token-stash --bench stash
     cargo bench -p tessera-session-jwt --bench tokens
+    cargo bench -p tessera-login --bench logins
 
 # Format the code.
 fmt:
@@ -35,6 +36,27 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Install PostgreSQL from Debian's packages if it is missing (tests start their own
+# throwaway clusters; the packaged one is not used).
+_postgres:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then exit 0; fi
+    echo "PostgreSQL is missing: installing Debian's postgresql package"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+
+# Install headless Chromium and its WebDriver from Debian's packages if missing.
+_browser:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi
+    echo "Chromium or chromedriver is missing: installing Debian's chromium and chromium-driver"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null
 
 # Install redis-server from Debian's packages if it is missing.
 _redis:

@@ -1,13 +1,42 @@
 #!/usr/bin/env bash
 # Starts Tessera on embedded defaults: dev certificates, the token stash, the session
-# service. Prints where each listens; Ctrl-C stops them all cleanly.
+# service, the login service and two demo wikis, with a demo user. Prints where each
+# listens and how to sign in; Ctrl-C stops them all cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "Building Tessera…"
-cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt
+cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt --bin tessera-login --bin tessera-demo-site
 bin=target/debug
 "$bin/tessera-token-stash" dev-certs --dir .tessera/certs >/dev/null
+
+# The login service in development mode: plain HTTP, only ever on localhost.
+login_url=http://localhost:7400
+export TESSERA_LOGIN__PUBLIC_URL=$login_url
+export TESSERA_LOGIN__DEV_INSECURE_HTTP=true
+
+# The demo user and the two demo sites, created once; their secrets live in .tessera/demo.
+demo=.tessera/demo
+mkdir -p "$demo"
+chmod 700 "$demo"
+if [ ! -s "$demo/password" ]; then
+  (umask 077; head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$demo/password")
+fi
+"$bin/tessera-login" user add demo --if-absent <"$demo/password" >/dev/null
+"$bin/tessera-login" user passwd demo <"$demo/password" >/dev/null
+for site in wiki-a:7501 wiki-b:7502; do
+  name=${site%%:*}; port=${site##*:}
+  origin=http://localhost:$port
+  if [ ! -s "$demo/$name.secret" ]; then
+    "$bin/tessera-login" site add "$name" --if-absent --secret-file "$demo/$name.secret" \
+      --redirect-uri "$origin/callback" --post-logout-uri "$origin/" \
+      --backchannel-logout-uri "$origin/backchannel-logout" >/dev/null
+  fi
+  # A site registered earlier whose secret file is gone gets a new secret.
+  if [ ! -s "$demo/$name.secret" ]; then
+    "$bin/tessera-login" site reset-secret "$name" --secret-file "$demo/$name.secret" >/dev/null
+  fi
+done
 
 logs=.tessera/logs
 mkdir -p "$logs"
@@ -47,13 +76,28 @@ start() {
 
 start token-stash "$bin/tessera-token-stash" serve
 start session-jwt "$bin/tessera-session-jwt" serve
+start login "$bin/tessera-login" serve
+for site in wiki-a:7501 wiki-b:7502; do
+  name=${site%%:*}; port=${site##*:}
+  start "$name" "$bin/tessera-demo-site" --client-id "$name" \
+    --client-secret-file "$demo/$name.secret" --listen "127.0.0.1:$port" \
+    --public-url "http://localhost:$port" --login-url "$login_url"
+done
 
 cat <<MSG
 
-Tessera is up (embedded defaults, development certificates in .tessera/certs).
-  gRPC clients: trust .tessera/certs/ca.pem, present a service certificate
-  (e.g. login.pem / login.key); contracts in crates/proto/proto/.
-  Logs: $logs/
+Tessera is up (embedded defaults, development mode: plain HTTP on localhost only).
+
+  Open  http://localhost:7501/  (wiki-a) and sign in with
+        user name: demo
+        password:  $(cat "$demo/password")
+  then  http://localhost:7502/  (wiki-b): signed in without a form.
+  Sign out on either and both are signed out.
+
+  Login service:  $login_url/  (OpenID discovery at $login_url/.well-known/openid-configuration)
+  gRPC clients:   trust .tessera/certs/ca.pem, present a service certificate;
+                  contracts in crates/proto/proto/.
+  Logs:           $logs/
 Press Ctrl-C to stop.
 MSG
 wait

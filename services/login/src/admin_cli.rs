@@ -110,6 +110,22 @@ pub async fn add_site(
     Ok(Some(secret))
 }
 
+/// `site reset-secret`: a new secret (the old one stops working at once), also written
+/// to `secret_file` when given.
+pub async fn reset_site_secret(
+    directory: &Directory,
+    client_id: &str,
+    secret_file: Option<&Path>,
+) -> Result<String, LoginError> {
+    let secret = directory
+        .reset_site_secret(&ClientId::try_from(client_id)?)
+        .await?;
+    if let Some(path) = secret_file {
+        write_private(path, &secret)?;
+    }
+    Ok(secret)
+}
+
 /// Parses a client id.
 pub fn client_id(text: &str) -> Result<ClientId, LoginError> {
     ClientId::try_from(text)

@@ -220,3 +220,50 @@ fn is_loopback(url: &url::Url) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(public_url: &str, dev: bool) -> Result<(), LoginError> {
+        LoginConfig {
+            public_url: public_url.into(),
+            dev_insecure_http: dev,
+            ..LoginConfig::default()
+        }
+        .validate()
+    }
+
+    #[test]
+    fn there_is_no_default_public_url_so_production_must_name_one() {
+        let err = with("", false).expect_err("no default");
+        assert!(err.to_string().contains("public_url is not set"), "{err}");
+        assert!(with("https://login.example.org", false).is_ok());
+    }
+
+    #[test]
+    fn plain_http_needs_dev_mode_and_dev_mode_needs_a_loopback_url() {
+        let err = with("http://localhost:7400", false).expect_err("http without dev mode");
+        assert!(err.to_string().contains("dev_insecure_http"), "{err}");
+        assert!(with("http://localhost:7400", true).is_ok());
+        assert!(with("http://127.0.0.1:7400", true).is_ok());
+        let err = with("http://login.example.org", true).expect_err("dev mode off loopback");
+        assert!(
+            err.to_string().contains("only works with a loopback"),
+            "{err}"
+        );
+        let err = with("https://login.example.org/sso", false).expect_err("a path");
+        assert!(err.to_string().contains("origin only"), "{err}");
+    }
+
+    #[test]
+    fn internal_calls_must_use_mutual_tls() {
+        let mut config = LoginConfig {
+            public_url: "https://login.example.org".into(),
+            ..LoginConfig::default()
+        };
+        config.stash.url = "http://127.0.0.1:7401".into();
+        let err = config.validate().expect_err("plain stash");
+        assert!(err.to_string().contains("stash.url"), "{err}");
+    }
+}

@@ -83,6 +83,13 @@ enum SiteCommand {
         #[arg(long)]
         secret_file: Option<PathBuf>,
     },
+    /// Give a site a new secret (the old one stops working at once); prints it once.
+    ResetSecret {
+        client_id: String,
+        /// Write the secret to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
     /// List registered sites.
     List,
 }
@@ -192,6 +199,24 @@ async fn site(directory: &Directory, command: SiteCommand) -> anyhow::Result<()>
                 }
                 Some(secret) => writeln!(out, "added site {client_id}\nclient secret (shown only once; only a hash is stored):\n{secret}")?,
                 None => writeln!(out, "site {client_id} already exists; left unchanged")?,
+            }
+        }
+        SiteCommand::ResetSecret {
+            client_id,
+            secret_file,
+        } => {
+            let secret =
+                admin_cli::reset_site_secret(directory, &client_id, secret_file.as_deref()).await?;
+            if secret_file.is_some() {
+                writeln!(
+                    out,
+                    "new secret for {client_id} written to the --secret-file"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "new client secret for {client_id} (shown only once):\n{secret}"
+                )?;
             }
         }
         SiteCommand::List => {

@@ -137,6 +137,23 @@ impl Directory {
         Ok(secret)
     }
 
+    /// Replaces a site's secret; the new one, shown only now.
+    pub async fn reset_site_secret(&self, client_id: &ClientId) -> Result<String, LoginError> {
+        let secret = crate::random_text(32)?;
+        let done = sqlx::query("UPDATE sites SET secret_hash = $1 WHERE client_id = $2")
+            .bind(hex(&Sha256::digest(secret.as_bytes())))
+            .bind(client_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(LoginError::NotFound {
+                what: "site",
+                name: client_id.to_string(),
+            });
+        }
+        Ok(secret)
+    }
+
     /// The site with client id `client_id`, if registered.
     pub async fn site(&self, client_id: &str) -> Result<Option<Site>, LoginError> {
         let Some(row) = sqlx::query(

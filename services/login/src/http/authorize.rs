@@ -187,7 +187,7 @@ pub async fn password(
     }
     let flow = match open_flow(&state, &form.flow) {
         Ok(flow) => flow,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (Some(request), Stage::Password) = (flow.request.clone(), &flow.stage) else {
         return tampered(&state);
@@ -277,7 +277,7 @@ pub async fn totp(
     }
     let flow = match open_flow(&state, &form.flow) {
         Ok(flow) => flow,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (Some(request), Stage::Totp { user_id }) = (flow.request.clone(), &flow.stage) else {
         return tampered(&state);
@@ -377,13 +377,13 @@ fn seal(state: &AppState, request: AuthorizeRequest, stage: Stage, ttl: Duration
     })
 }
 
-fn open_flow(state: &AppState, value: &str) -> Result<FlowState, Response> {
+fn open_flow(state: &AppState, value: &str) -> Result<FlowState, Box<Response>> {
     match state.flow.open(value, state.clock.now()) {
         Ok(flow) => Ok(flow),
-        Err(FlowError::Tampered) => Err(tampered(state)),
+        Err(FlowError::Tampered) => Err(Box::new(tampered(state))),
         Err(FlowError::Expired(flow)) => {
             let again = flow.request.map(|r| restart_url(&r));
-            Err(pages::page(
+            Err(Box::new(pages::page(
                 StatusCode::BAD_REQUEST,
                 "Form expired",
                 &pages::problem(
@@ -392,7 +392,7 @@ fn open_flow(state: &AppState, value: &str) -> Result<FlowState, Response> {
                     again.as_deref().map(|href| (href, "Start again")),
                 ),
                 state.dev(),
-            ))
+            )))
         }
     }
 }

@@ -110,6 +110,14 @@ fn a_site_secret_is_shown_once_and_only_its_hash_is_stored() {
     assert!(!ok && err.contains("already exists"), "{err}");
     let (ok, _, err) = cli.run(&["site", "add", "wiki-b"], "");
     assert!(!ok && err.contains("--redirect-uri"), "{err}");
+    let (ok, out, _) = cli.run(&["site", "reset-secret", "wiki-a"], "");
+    let new_secret = out.lines().last().expect("secret line").trim().to_owned();
+    assert!(
+        ok && new_secret.len() == 43 && new_secret != secret,
+        "{out}"
+    );
+    let (ok, _, err) = cli.run(&["site", "reset-secret", "wiki-z"], "");
+    assert!(!ok && err.contains("no site named"), "{err}");
     let (ok, out, _) = cli.run(&["site", "list"], "");
     assert!(
         ok && out.contains("wiki-a") && out.contains("https://a.example/callback"),
