@@ -1,1 +1,235 @@
-fn main() {}
+//! Full sign-ins per second (login form post to a site session) against the ceiling of
+//! argon2id password checks per second alone on the same machine, measured in one run;
+//! and code exchanges and refreshes per second through `/token`. Everything runs
+//! in-process on loopback: stash, session service, login service, and the clients.
+//! Run with `just bench` (or `cargo bench -p tessera-login --bench logins`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use tessera_clock::{Clock, SystemClock};
+use tessera_testkit::{Browser, LoginStack};
+
+const PASSWORD: &str = "benchmark password 1";
+const HASHES: usize = 300;
+const LOGINS: usize = 300;
+const EXCHANGES: usize = 1_000;
+const REFRESHES: usize = 2_000;
+const CALLERS: usize = 8;
+
+struct Client {
+    stack: Arc<LoginStack>,
+    secret: String,
+    http: reqwest::Client,
+}
+
+fn pkce(i: usize) -> (String, String) {
+    let verifier = format!("bench-verifier-{i:08}-0123456789abcdefghijklmnopqrstuvwxyz");
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+impl Client {
+    fn authorize_url(&self, challenge: &str) -> String {
+        self.stack.url(&format!(
+            "/authorize?response_type=code&client_id=bench&redirect_uri=http%3A%2F%2Flocalhost%3A9%2Fcb&scope=openid&state=s&code_challenge={challenge}&code_challenge_method=S256"
+        ))
+    }
+
+    async fn redeem(&self, code: &str, verifier: &str) -> serde_json::Value {
+        let response = self
+            .http
+            .post(self.stack.url("/token"))
+            .basic_auth("bench", Some(&self.secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", "http://localhost:9/cb"),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .expect("token");
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// One full sign-in by a new visitor: the form, the password post, the code
+    /// exchange that gives the site its session.
+    async fn full_login(&self, i: usize) {
+        let mut browser = Browser::new().expect("browser");
+        let (verifier, challenge) = pkce(i);
+        let form = browser
+            .get(&self.authorize_url(&challenge))
+            .await
+            .expect("form");
+        let flow = form.form_field("flow").expect("flow");
+        let back = browser
+            .post(
+                &self.stack.url("/login"),
+                &[
+                    ("flow", &flow),
+                    ("username", "bench"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await
+            .expect("login");
+        let code = back.location_param("code").expect("code");
+        self.redeem(&code, &verifier).await;
+    }
+}
+
+/// Runs `n` jobs over `callers` tasks; jobs per second.
+async fn run<F, Fut>(n: usize, callers: usize, job: F) -> f64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = SystemClock.instant();
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let (job, next) = (job.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    job(i).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let stack = LoginStack::start(|c| {
+            c.attempts_per_ip_per_minute = 1_000_000;
+            c.attempts_per_account_per_minute = 1_000_000;
+        })
+        .await?;
+        stack.add_user("bench", PASSWORD).await?;
+        let secret = stack.add_site("bench", "http://localhost:9/cb", None, None).await?;
+        let client = Arc::new(Client {
+            stack: Arc::new(stack),
+            secret,
+            http: reqwest::Client::new(),
+        });
+        let stored = client
+            .stack
+            .login
+            .directory
+            .user_by_name(&"bench".try_into()?)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("bench user"))?
+            .password_hash;
+
+        // The ceiling: argon2id checks of the same hash, as many in parallel as there are
+        // cores, through the same blocking pool the service uses.
+        let passwords = client.stack.login.passwords.clone();
+        let ceiling = |n: usize| {
+            let (passwords, stored) = (passwords.clone(), stored.clone());
+            run(n, cores, move |_| {
+                let (passwords, stored) = (passwords.clone(), stored.clone());
+                async move {
+                    assert!(passwords.verify(Some(stored), PASSWORD.to_owned()).await);
+                }
+            })
+        };
+        let ceiling_before = ceiling(HASHES).await;
+        let c = client.clone();
+        let logins = run(LOGINS, CALLERS, move |i| {
+            let c = c.clone();
+            async move { c.full_login(i).await }
+        })
+        .await;
+        let ceiling_after = ceiling(HASHES).await;
+        let ceiling_mean = (ceiling_before + ceiling_after) / 2.0;
+
+        // Codes minted through SSO (a live central session), then redeemed as fast as
+        // the site's back end can.
+        let mut browser = Browser::new()?;
+        let (_, challenge) = pkce(0);
+        let form = browser.get(&client.authorize_url(&challenge)).await?;
+        let flow = form.form_field("flow").ok_or_else(|| anyhow::anyhow!("flow"))?;
+        browser
+            .post(&client.stack.url("/login"), &[("flow", &flow), ("username", "bench"), ("password", PASSWORD)])
+            .await?;
+        let mut codes = Vec::with_capacity(EXCHANGES);
+        for i in 0..EXCHANGES {
+            let (verifier, challenge) = pkce(i);
+            let answer = browser.get(&client.authorize_url(&challenge)).await?;
+            codes.push((answer.location_param("code").ok_or_else(|| anyhow::anyhow!("code"))?, verifier));
+        }
+        let codes = Arc::new(codes);
+        let c = client.clone();
+        let codes_for_run = codes.clone();
+        let started = SystemClock.instant();
+        let exchanges = run(EXCHANGES, CALLERS, move |i| {
+            let (c, codes) = (c.clone(), codes_for_run.clone());
+            async move {
+                c.redeem(&codes[i].0, &codes[i].1).await;
+            }
+        })
+        .await;
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "codes expired mid-run");
+
+        // Refreshes: each caller walks its own chain of refresh tokens.
+        let mut chains = Vec::new();
+        for i in 0..CALLERS {
+            let (verifier, challenge) = pkce(10_000 + i);
+            let answer = browser.get(&client.authorize_url(&challenge)).await?;
+            let code = answer.location_param("code").ok_or_else(|| anyhow::anyhow!("code"))?;
+            let tokens = client.redeem(&code, &verifier).await;
+            chains.push(tokio::sync::Mutex::new(tokens["refresh_token"].as_str().unwrap_or_default().to_owned()));
+        }
+        let chains = Arc::new(chains);
+        let c = client.clone();
+        let refreshes = run(REFRESHES, CALLERS, move |i| {
+            let (c, chains) = (c.clone(), chains.clone());
+            async move {
+                let mut token = chains[i % CALLERS].lock().await;
+                let reply: serde_json::Value = c
+                    .http
+                    .post(c.stack.url("/token"))
+                    .basic_auth("bench", Some(&c.secret))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", token.as_str())])
+                    .send()
+                    .await
+                    .expect("refresh")
+                    .json()
+                    .await
+                    .expect("json");
+                *token = reply["refresh_token"].as_str().expect("rotated").to_owned();
+            }
+        })
+        .await;
+
+        println!("tessera-login benchmark ({cores} cores, {CALLERS} concurrent clients, in-process stack over loopback)");
+        println!("| measurement | per second | ratio |");
+        println!("|---|---:|---:|");
+        println!("| argon2id checks alone, before (ceiling) | {ceiling_before:.1} | |");
+        println!("| argon2id checks alone, after (ceiling) | {ceiling_after:.1} | |");
+        println!("| full logins (form post to site session), {LOGINS} | {logins:.1} | {:.1}% of the mean ceiling |", 100.0 * logins / ceiling_mean);
+        println!("| code exchanges through /token, {EXCHANGES} | {exchanges:.0} | {:.0}x the login rate |", exchanges / logins);
+        println!("| refreshes through /token, {REFRESHES} | {refreshes:.0} | |");
+        anyhow::Ok(())
+    })
+}
