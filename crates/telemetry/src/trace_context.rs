@@ -42,6 +42,26 @@ pub fn grpc_server_span(request: &http::Request<()>) -> tracing::Span {
     span
 }
 
+/// The span for one incoming HTTP request (the login service's public surface), child of
+/// the caller's span when the request carries a `traceparent` header.
+pub fn http_server_span(
+    method: &http::Method,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http.request",
+        otel.kind = "server",
+        http.method = %method,
+        http.path = %path,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    });
+    let _ = span.set_parent(parent);
+    span
+}
+
 /// Writes the current span's trace context into outgoing gRPC metadata.
 pub fn inject_current(metadata: &mut tonic::metadata::MetadataMap) {
     let context = tracing::Span::current().context();

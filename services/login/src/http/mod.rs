@@ -152,7 +152,20 @@ pub fn router(state: Shared) -> Router {
         .route("/revoke", post(userinfo::revoke))
         .route("/logout", get(logout::logout).post(logout::confirm))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(traced))
         .with_state(state)
+}
+
+/// Every request runs in a span joined to the caller's trace (W3C `traceparent`), and the
+/// gRPC calls it makes carry that trace on, so one sign-in is one trace.
+async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument as _;
+    let span = tessera_telemetry::trace_context::http_server_span(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+    );
+    next.run(request).instrument(span).await
 }
 
 async fn not_found(axum::extract::State(state): axum::extract::State<Shared>) -> Response {
