@@ -31,6 +31,9 @@ pub struct IdTokenClaims {
     pub sid: String,
     /// The sign-in name.
     pub preferred_username: String,
+    /// The central session the site session belongs to: a logout with this ID token as
+    /// its hint ends the whole family, even from a browser without the central cookie.
+    pub tessera_family: String,
 }
 
 /// The claims of a back-channel logout token (OpenID Connect Back-Channel Logout 1.0).

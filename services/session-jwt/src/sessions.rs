@@ -3,8 +3,8 @@
 //!
 //! Stash layout (all reusable entries):
 //! - `session` (owner = user id): the [`SessionRecord`], for the session's hard lifetime.
-//! - `session-id` at a token derived from the session id: the record's stash token.
-//! - `session-child` (owner = parent session id): a derived session's id.
+//! - `session-id` at a token derived from the session id: the record's stash token; for
+//!   a derived session owned by its parent session id, so a family is listed by owner.
 //! - `refresh` at a token derived from the refresh token: the [`RefreshGrant`].
 //! - `rotation` at a token derived from the refresh token: the pair it was exchanged for.
 //! - `epoch` / `revoked` (owner `all`): user and global epochs, revoked session ids.
@@ -208,6 +208,8 @@ impl Sessions {
             .stash
             .put("session", record.encode_to_vec(), lifetime, &record.user_id)
             .await?;
+        // The index entry of a derived session is owned by its parent, so the family is
+        // listed from the parent without a write of its own.
         let index = self.derive.token("session-id", &record.session_id);
         self.stash
             .put_at(
@@ -215,19 +217,9 @@ impl Sessions {
                 "session-id",
                 record_token.clone().into_bytes(),
                 lifetime,
-                "",
+                &record.parent_session_id,
             )
             .await?;
-        if !record.parent_session_id.is_empty() {
-            self.stash
-                .put(
-                    "session-child",
-                    record.session_id.clone().into_bytes(),
-                    lifetime,
-                    &record.parent_session_id,
-                )
-                .await?;
-        }
         self.mint(&record, &record_token, 0, now).await
     }
 
@@ -487,11 +479,16 @@ impl Sessions {
     /// Revokes a session and every session derived from it.
     pub async fn revoke_family(&self, session_id: &str) -> Result<u64, SessionError> {
         let mut sids = vec![session_id.to_owned()];
-        for child in self.stash.list("session-child", session_id).await? {
-            if let Some(bytes) = self.stash.get(&child).await? {
-                if let Ok(child_sid) = String::from_utf8(bytes) {
-                    sids.push(child_sid);
-                }
+        for child_index in self.stash.list("session-id", session_id).await? {
+            let Some(record_token) = self.stash.get(&child_index).await? else {
+                continue;
+            };
+            let Ok(record_token) = String::from_utf8(record_token) else {
+                continue;
+            };
+            if let Some(bytes) = self.stash.get(&record_token).await? {
+                let child: pb::SessionRecord = decode(&bytes, "session")?;
+                sids.push(child.session_id);
             }
         }
         self.revoke_sessions(sids).await

@@ -16,10 +16,12 @@ use crate::flow::AuthorizeRequest;
 use crate::LoginError;
 
 const CODE_NAMESPACE: &str = "login-code";
-/// Site sessions of a central session, for back-channel logout (owner: central sid).
+/// Code redemptions: each names the site session it issued and is listed under its
+/// central session (the owner), for back-channel logout.
 pub const SITE_SESSION_NAMESPACE: &str = "login-site-session";
-/// How long a redemption is remembered, so a replay can revoke what it issued.
-const REDEMPTION_MEMORY: Duration = Duration::from_secs(600);
+/// A redemption is remembered at least this long (and as long as its session lives), so
+/// a replay can revoke what it issued.
+const MIN_REDEMPTION_MEMORY: Duration = Duration::from_secs(600);
 
 /// What a code stands for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,9 +138,11 @@ pub fn challenge_well_formed(challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
-/// Records what the redemption of `code` issued (the site session `sid`). If a replay
-/// of the code got there first, revokes that session at once: a replayed code must not
-/// leave a live session behind, whichever request the stash saw first.
+/// Records what the redemption of `code` issued, in one stash entry at a token derived
+/// from the code: the site session, listed under its central session for back-channel
+/// logout. If a replay of the code got there first, revokes that session at once: a
+/// replayed code must not leave a live session behind, whichever request the stash saw
+/// first.
 pub async fn record_redemption(
     state: &AppState,
     code: &str,
@@ -146,16 +150,22 @@ pub async fn record_redemption(
     sid: &str,
     session_ttl: Duration,
 ) -> Result<(), LoginError> {
+    let site_session = SiteSession {
+        client_id: grant.client_id.clone(),
+        sid: sid.to_owned(),
+        sub: grant.user_id.clone(),
+    };
+    let value = serde_json::to_vec(&site_session).map_err(|e| LoginError::Crypto(e.to_string()))?;
     let marker = state.backends.derive.token("code-redeemed", code);
     let stored = state
         .backends
         .stash
         .put_at(
             &marker,
-            "login-code-redeemed",
-            sid.as_bytes().to_vec(),
-            REDEMPTION_MEMORY,
-            "",
+            SITE_SESSION_NAMESPACE,
+            value,
+            session_ttl.max(MIN_REDEMPTION_MEMORY),
+            &grant.central_sid,
         )
         .await?;
     if stored == Stored::AlreadyThere {
@@ -164,36 +174,7 @@ pub async fn record_redemption(
             .backends
             .revoke(crate::backends::revoke_session(sid))
             .await?;
-        return Ok(());
     }
-    let site_session = SiteSession {
-        client_id: grant.client_id.clone(),
-        sid: sid.to_owned(),
-        sub: grant.user_id.clone(),
-    };
-    let value = serde_json::to_vec(&site_session).map_err(|e| LoginError::Crypto(e.to_string()))?;
-    state
-        .backends
-        .stash
-        .put(
-            SITE_SESSION_NAMESPACE,
-            value,
-            session_ttl,
-            &grant.central_sid,
-        )
-        .await?;
-    let parent = state.backends.derive.token("site-parent", sid);
-    state
-        .backends
-        .stash
-        .put_at(
-            &parent,
-            "login-site-parent",
-            grant.central_sid.as_bytes().to_vec(),
-            session_ttl,
-            "",
-        )
-        .await?;
     Ok(())
 }
 
@@ -202,42 +183,28 @@ pub async fn record_redemption(
 pub async fn revoke_replayed(state: &AppState, code: &str) -> Result<(), LoginError> {
     let marker = state.backends.derive.token("code-redeemed", code);
     let stash = &state.backends.stash;
-    match stash
+    let stored = stash
         .put_at(
             &marker,
-            "login-code-redeemed",
+            SITE_SESSION_NAMESPACE,
             b"replayed".to_vec(),
-            REDEMPTION_MEMORY,
+            MIN_REDEMPTION_MEMORY,
             "",
         )
-        .await?
-    {
-        Stored::Stored => Ok(()),
-        Stored::AlreadyThere => {
-            let Some(sid) = stash.get(&marker).await? else {
-                return Ok(());
-            };
-            if sid != b"replayed" {
-                let sid = String::from_utf8_lossy(&sid).into_owned();
-                state
-                    .backends
-                    .revoke(crate::backends::revoke_session(&sid))
-                    .await?;
-            }
-            Ok(())
-        }
+        .await?;
+    if stored == Stored::Stored {
+        return Ok(());
     }
-}
-
-/// The central session a site session derives from, as recorded at redemption.
-pub async fn central_of(state: &AppState, site_sid: &str) -> Result<Option<String>, LoginError> {
-    let parent = state.backends.derive.token("site-parent", site_sid);
-    Ok(state
-        .backends
-        .stash
-        .get(&parent)
-        .await?
-        .and_then(|bytes| String::from_utf8(bytes).ok()))
+    let Some(bytes) = stash.get(&marker).await? else {
+        return Ok(());
+    };
+    if let Ok(first) = serde_json::from_slice::<SiteSession>(&bytes) {
+        state
+            .backends
+            .revoke(crate::backends::revoke_session(&first.sid))
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

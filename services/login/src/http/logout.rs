@@ -15,7 +15,6 @@ use serde::Deserialize;
 use tessera_verify::{verify_signed_json, Jwks};
 
 use super::authorize::with_params;
-use super::codes::central_of;
 use super::{pages, see_other, session_cookie, unavailable, AppState, Shared};
 use crate::backends::{revoke_family, revoke_session};
 use crate::flow::{FlowState, Stage};
@@ -68,10 +67,9 @@ pub async fn logout(
     match hint {
         Some(hint) => {
             // A site proved it asked: sign out now.
-            let central = match central_of(&state, &hint.sid).await {
-                Ok(central) => central.or(cookie_sid),
-                Err(err) => return unavailable(&state, &err),
-            };
+            let central = Some(hint.tessera_family.clone())
+                .filter(|family| !family.is_empty())
+                .or(cookie_sid);
             let result = match central {
                 Some(central) => end_family(&state, &central).await,
                 None => state

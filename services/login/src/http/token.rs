@@ -294,6 +294,7 @@ async fn authorization_code(
             nonce: grant.nonce.clone(),
             sid: tokens.session_id.clone(),
             preferred_username: grant.user_name.clone(),
+            tessera_family: grant.central_sid.clone(),
         });
         body["id_token"] = json!(id_token);
     }
