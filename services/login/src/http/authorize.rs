@@ -176,16 +176,8 @@ pub async fn password(
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    state.metrics.requests.inc("anon");
     let now = state.clock.now();
-    if let Err(wait) = state
-        .ip_limiter
-        .attempt(&client_ip(&state, peer, &headers), now)
-    {
-        state.metrics.rate_limited.inc("ip");
-        return too_many(&state, wait, "from your network");
-    }
-    let flow = match open_flow(&state, &form.flow) {
+    let flow = match begin_attempt(&state, peer, &headers, &form.flow) {
         Ok(flow) => flow,
         Err(response) => return *response,
     };
@@ -266,16 +258,8 @@ pub async fn totp(
     headers: HeaderMap,
     Form(form): Form<TotpForm>,
 ) -> Response {
-    state.metrics.requests.inc("anon");
     let now = state.clock.now();
-    if let Err(wait) = state
-        .ip_limiter
-        .attempt(&client_ip(&state, peer, &headers), now)
-    {
-        state.metrics.rate_limited.inc("ip");
-        return too_many(&state, wait, "from your network");
-    }
-    let flow = match open_flow(&state, &form.flow) {
+    let flow = match begin_attempt(&state, peer, &headers, &form.flow) {
         Ok(flow) => flow,
         Err(response) => return *response,
     };
@@ -363,6 +347,23 @@ async fn complete(
         ),
         Err(err) => unavailable(state, &err),
     }
+}
+
+/// What every form post does first: count it against the client IP's limit, then open
+/// the signed flow state it carries.
+fn begin_attempt(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    flow: &str,
+) -> Result<FlowState, Box<Response>> {
+    state.metrics.requests.inc("anon");
+    let ip = client_ip(state, peer, headers);
+    if let Err(wait) = state.ip_limiter.attempt(&ip, state.clock.now()) {
+        state.metrics.rate_limited.inc("ip");
+        return Err(Box::new(too_many(state, wait, "from your network")));
+    }
+    open_flow(state, flow)
 }
 
 fn form_ttl(state: &AppState) -> Duration {
