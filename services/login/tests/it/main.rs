@@ -9,3 +9,4 @@ mod form;
 mod logout;
 mod support;
 mod token;
+mod tracing;
