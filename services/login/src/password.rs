@@ -1,6 +1,8 @@
 //! Password hashing: argon2id with the OWASP-recommended parameters (19 MiB, 2 passes,
 //! 1 lane). Hashing runs on the blocking pool, so a burst of sign-ins never stalls the
-//! request threads.
+//! request threads, and at most one hash per core runs at a time: argon2id is
+//! memory-hard, so a flood of sign-ins queues for a core instead of allocating 19 MiB
+//! per waiting hash without bound.
 
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 #[derive(Clone)]
 pub struct Passwords {
     argon: Arc<Argon2<'static>>,
+    /// One permit per core.
+    hashing: Arc<tokio::sync::Semaphore>,
     /// Checked when the user does not exist, so that an unknown name costs one hash, like
     /// a known one.
     dummy_hash: Arc<String>,
@@ -39,8 +43,10 @@ impl Passwords {
     pub fn new() -> Result<Self, LoginError> {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, owasp_params());
         let dummy_hash = hash_with(&argon, &crate::random_text(24)?)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Passwords {
             argon: Arc::new(argon),
+            hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
             dummy_hash: Arc::new(dummy_hash),
         })
     }
@@ -49,6 +55,11 @@ impl Passwords {
     pub async fn hash(&self, password: String) -> Result<String, LoginError> {
         check_policy(&password)?;
         let argon = self.argon.clone();
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| LoginError::Crypto(e.to_string()))?;
         tokio::task::spawn_blocking(move || hash_with(&argon, &password))
             .await
             .map_err(|e| LoginError::Crypto(format!("hashing task: {e}")))?
@@ -60,6 +71,9 @@ impl Passwords {
         let argon = self.argon.clone();
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
         let matched = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
                 .map(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
