@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/tessera/stash/v1/stash.proto",
         "proto/tessera/session/v1/session.proto",
+        "proto/tessera/audit/v1/audit.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

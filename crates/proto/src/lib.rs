@@ -16,3 +16,10 @@ pub mod session {
         tonic::include_proto!("tessera.session.v1");
     }
 }
+
+/// The audit contract (`tessera.audit.v1`).
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("tessera.audit.v1");
+    }
+}

@@ -48,11 +48,24 @@ pub async fn serve(
     metrics: Arc<dyn MetricsSource>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, readiness, metrics, Router::new(), shutdown).await
+}
+
+/// Serves the admin endpoints and a service's own admin `routes` (e.g. the audit
+/// dashboard) on `listener` until `shutdown` resolves.
+pub async fn serve_with(
+    listener: TcpListener,
+    readiness: Readiness,
+    metrics: Arc<dyn MetricsSource>,
+    routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(AdminState { readiness, metrics });
+        .with_state(AdminState { readiness, metrics })
+        .merge(routes);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -1,0 +1,108 @@
+//! The gRPC surface: Append (every Tessera service) and Query (admins).
+
+use std::sync::Arc;
+
+use tessera_mtls::AccessPolicy;
+use tessera_proto::audit::v1 as pb;
+use tessera_proto::audit::v1::audit_server::Audit;
+use tonic::{Request, Response, Status};
+
+use crate::event::{IpMode, StoredEvent, MAX_BATCH};
+use crate::log::AuditLog;
+use crate::metrics::AuditMetrics;
+use crate::query::{query, Filter};
+use crate::AuditError;
+
+/// The Audit service.
+#[derive(Debug)]
+pub struct AuditService {
+    log: AuditLog,
+    access: AccessPolicy,
+    ip_mode: IpMode,
+    ip_key: [u8; 32],
+    metrics: Arc<AuditMetrics>,
+}
+
+impl AuditService {
+    /// A service over `log`.
+    pub fn new(
+        log: AuditLog,
+        access: AccessPolicy,
+        ip_mode: IpMode,
+        ip_key: [u8; 32],
+        metrics: Arc<AuditMetrics>,
+    ) -> Self {
+        AuditService {
+            log,
+            access,
+            ip_mode,
+            ip_key,
+            metrics,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Audit for AuditService {
+    async fn append(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        self.access.authorize("Append", &request)?;
+        let events = request.into_inner().events;
+        if events.is_empty() || events.len() > MAX_BATCH {
+            self.metrics.refused.inc();
+            return Err(AuditError::InvalidBatch(format!(
+                "a batch holds 1 to {MAX_BATCH} events, not {}; split it",
+                events.len()
+            ))
+            .to_status());
+        }
+        let stored: Result<Vec<_>, _> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| StoredEvent::from_proto(i, e, self.ip_mode, &self.ip_key))
+            .collect();
+        let stored = stored.map_err(|e| {
+            self.metrics.refused.inc();
+            e.to_status()
+        })?;
+        let (stored, duplicates, last_seq) =
+            self.log.append(stored).await.map_err(|e| e.to_status())?;
+        self.metrics.stored.inc_by(stored);
+        Ok(Response::new(pb::AppendResponse {
+            stored,
+            duplicates,
+            last_seq,
+        }))
+    }
+
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        self.access.authorize("Query", &request)?;
+        let request = request.into_inner();
+        let filter = Filter {
+            from_unix_ms: request.from_unix_ms,
+            to_unix_ms: request.to_unix_ms,
+            kind: request.kind,
+            user: request.user,
+            site: request.site,
+            after_seq: request.after_seq,
+            limit: request.limit,
+        };
+        let (records, next) = query(&self.log, &filter);
+        Ok(Response::new(pb::QueryResponse {
+            records: records
+                .into_iter()
+                .map(|r| pb::Record {
+                    seq: r.seq,
+                    event: Some(r.event.to_proto()),
+                    hash: r.hash,
+                })
+                .collect(),
+            next_after_seq: next,
+        }))
+    }
+}

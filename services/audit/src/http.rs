@@ -1,0 +1,309 @@
+//! The audit admin HTTP surface: a JSON query API and an HTML dashboard (per-minute
+//! rates per kind as SVG charts, the latest events, filters), both behind the admin
+//! credential. No external assets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+use tessera_clock::SharedClock;
+
+use crate::event::KINDS;
+use crate::log::AuditLog;
+use crate::query::{query, Filter};
+
+/// What the admin routes share.
+#[derive(Debug)]
+pub struct Dashboard {
+    /// The log.
+    pub log: AuditLog,
+    /// The admin token.
+    pub admin_token: String,
+    /// Time.
+    pub clock: SharedClock,
+}
+
+const COOKIE: &str = "__Host-tessera-audit";
+
+/// The routes, to merge into the admin port.
+pub fn routes(dashboard: Arc<Dashboard>) -> Router {
+    Router::new()
+        .route("/api/events", get(api_events))
+        .route("/dashboard", get(page))
+        .route("/dashboard/login", post(sign_in))
+        .with_state(dashboard)
+}
+
+/// The dashboard cookie's value: derived from the token, never the token itself.
+fn cookie_value(token: &str) -> String {
+    Sha256::digest(format!("tessera-audit-dashboard|{token}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn equal(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// Whether the request carries the admin credential: `Authorization: Bearer <token>`,
+/// Basic with the token as password, or the dashboard cookie.
+fn authorized(dashboard: &Dashboard, headers: &HeaderMap) -> bool {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if let Some(token) = auth.strip_prefix("Bearer ") {
+        return equal(token.trim(), &dashboard.admin_token);
+    }
+    if let Some(basic) = auth.strip_prefix("Basic ") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        return decoded
+            .split_once(':')
+            .is_some_and(|(_, p)| equal(p, &dashboard.admin_token));
+    }
+    let expected = cookie_value(&dashboard.admin_token);
+    tessera_verify::cookie::session_token(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        "audit",
+    )
+    .is_some_and(|value| equal(value, &expected))
+}
+
+async fn api_events(
+    State(dashboard): State<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
+    if !authorized(&dashboard, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"tessera-audit\"")],
+            Json(serde_json::json!({"error": "unauthorized", "error_description": "send the audit admin token as Authorization: Bearer <token> (it is in the audit secrets folder, admin.token)"})),
+        )
+            .into_response();
+    }
+    let (records, next) = query(&dashboard.log, &filter);
+    Json(serde_json::json!({ "records": records, "next_after_seq": next })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    token: String,
+}
+
+async fn sign_in(State(dashboard): State<Arc<Dashboard>>, Form(form): Form<TokenForm>) -> Response {
+    if !equal(form.token.trim(), &dashboard.admin_token) {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            &login_form(Some(
+                "That token is not right. It is in the audit secrets folder (admin.token).",
+            )),
+            None,
+        );
+    }
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static("/dashboard"));
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=43200",
+        cookie_value(&dashboard.admin_token)
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn html(status: StatusCode, body: &str, refresh: Option<u32>) -> Response {
+    let refresh = refresh
+        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
+        .unwrap_or_default();
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}<title>Tessera audit</title><style>\
+body{{font:15px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1b1d21}}h1{{font-size:1.3rem}}\
+.charts{{display:flex;flex-wrap:wrap;gap:1rem}}figure{{margin:0;border:1px solid #ccd;padding:.5rem;border-radius:6px}}\
+figcaption{{font-weight:600}}table{{border-collapse:collapse;width:100%;margin-top:1rem}}\
+td,th{{border-bottom:1px solid #dde;padding:.3rem .5rem;text-align:left;font-size:.9rem}}\
+.failure{{color:#b00020}}label{{margin-right:.5rem}}input,select,button{{font-size:.95rem}}</style></head>\
+<body>{body}</body></html>"
+    );
+    let mut response = (status, page).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+fn login_form(error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p role=\"alert\" class=\"failure\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    format!("<h1>Tessera audit</h1>{error}<form method=\"post\" action=\"/dashboard/login\">\
+<label for=\"token\">Admin token</label><input id=\"token\" name=\"token\" type=\"password\" autofocus required>\
+<button type=\"submit\">Open the dashboard</button></form>")
+}
+
+/// Per-minute counts for the last `minutes` minutes ending at `now_ms`, per kind.
+fn rates(
+    records: &[crate::log::Record],
+    now_ms: i64,
+    minutes: i64,
+    filter: &Filter,
+) -> BTreeMap<String, Vec<u64>> {
+    let start = now_ms - minutes * 60_000;
+    let mut rates: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for record in records.iter().rev() {
+        let e = &record.event;
+        if e.time_unix_ms < start {
+            break;
+        }
+        if (!filter.user.is_empty() && e.user_id != filter.user && e.user_name != filter.user)
+            || (!filter.site.is_empty() && e.site != filter.site)
+            || (!filter.kind.is_empty() && e.kind != filter.kind)
+        {
+            continue;
+        }
+        let bucket = ((e.time_unix_ms - start) / 60_000).clamp(0, minutes - 1) as usize;
+        rates
+            .entry(e.kind.clone())
+            .or_insert_with(|| vec![0; minutes as usize])[bucket] += 1;
+    }
+    rates
+}
+
+fn chart(kind: &str, counts: &[u64]) -> String {
+    let (width, height) = (300.0, 80.0);
+    let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let step = width / (counts.len().max(2) - 1) as f64;
+    let points: Vec<String> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * step,
+                height - (*c as f64 / max) * (height - 4.0)
+            )
+        })
+        .collect();
+    let total: u64 = counts.iter().sum();
+    format!(
+        "<figure><figcaption>{kind} · {total} in the last hour · peak {peak}/min</figcaption>\
+<svg width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{kind} per minute\">\
+<polyline fill=\"none\" stroke=\"#1a5fb4\" stroke-width=\"2\" points=\"{points}\"/></svg></figure>",
+        kind = escape(kind),
+        peak = max as u64,
+        points = points.join(" ")
+    )
+}
+
+async fn page(
+    State(dashboard): State<Arc<Dashboard>>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
+    if !authorized(&dashboard, &headers) {
+        return html(StatusCode::UNAUTHORIZED, &login_form(None), None);
+    }
+    let now = dashboard.clock.now().as_i64();
+    let charts = dashboard
+        .log
+        .read(|records| rates(records, now, 60, &filter));
+    let latest: Vec<crate::log::Record> = dashboard.log.read(|records| {
+        records
+            .iter()
+            .rev()
+            .filter(|r| {
+                (filter.kind.is_empty() || r.event.kind == filter.kind)
+                    && (filter.user.is_empty()
+                        || r.event.user_id == filter.user
+                        || r.event.user_name == filter.user)
+                    && (filter.site.is_empty() || r.event.site == filter.site)
+            })
+            .take(50)
+            .cloned()
+            .collect()
+    });
+    let options: String = std::iter::once("")
+        .chain(KINDS.iter().copied())
+        .map(|k| {
+            format!(
+                "<option value=\"{k}\"{}>{}</option>",
+                if k == filter.kind { " selected" } else { "" },
+                if k.is_empty() { "all kinds" } else { k }
+            )
+        })
+        .collect();
+    let charts_html: String = if charts.is_empty() {
+        "<p>No events in the last hour.</p>".into()
+    } else {
+        charts
+            .iter()
+            .map(|(kind, counts)| chart(kind, counts))
+            .collect()
+    };
+    let rows: String = latest
+        .iter()
+        .map(|r| {
+            let e = &r.event;
+            let when = e.time_unix_ms / 1000;
+            format!(
+                "<tr><td>{}</td><td>{when}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r.seq,
+                escape(&e.kind),
+                escape(&e.outcome),
+                escape(&e.outcome),
+                escape(&e.reason),
+                escape(if e.user_name.is_empty() { &e.user_id } else { &e.user_name }),
+                escape(&e.site),
+                escape(&e.service),
+                escape(&e.client_ip),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Tessera audit</h1>\
+<form method=\"get\" action=\"/dashboard\"><label for=\"kind\">Kind</label><select id=\"kind\" name=\"kind\">{options}</select> \
+<label for=\"user\">User</label><input id=\"user\" name=\"user\" value=\"{user}\"> \
+<label for=\"site\">Site</label><input id=\"site\" name=\"site\" value=\"{site}\"> <button type=\"submit\">Filter</button></form>\
+<h2>Per minute, last hour</h2><div class=\"charts\">{charts_html}</div>\
+<h2>Latest events</h2><table id=\"latest\"><thead><tr><th>#</th><th>time (unix s)</th><th>kind</th><th>outcome</th><th>reason</th><th>user</th><th>site</th><th>service</th><th>client IP</th></tr></thead><tbody>{rows}</tbody></table>",
+        user = escape(&filter.user),
+        site = escape(&filter.site),
+    );
+    html(StatusCode::OK, &body, Some(10))
+}

@@ -1,0 +1,163 @@
+//! Ingest: everything stored once, in order per writer; bad input refused without harm.
+
+use tessera_audit::log::verify;
+use tonic::Code;
+
+use crate::support::{audit, batch, event};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_events_from_four_writers_are_all_stored_and_the_chain_verifies() {
+    let audit = audit().await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(audit.client("login").await);
+    }
+    let writers: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(w, mut client)| {
+            tokio::spawn(async move {
+                let writer = format!("writer-{w}");
+                for start in (1..=25_000u64).step_by(500) {
+                    let events = (start..start + 500)
+                        .map(|s| event(&writer, s, "login_succeeded"))
+                        .collect();
+                    let reply = client
+                        .append(batch(events))
+                        .await
+                        .expect("append")
+                        .into_inner();
+                    assert_eq!(reply.stored, 500);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let verified = verify(&audit.log_file())
+        .expect("readable")
+        .expect("intact");
+    assert_eq!(verified.records, 100_000);
+    audit.log.read(|records| {
+        for w in 0..4 {
+            let name = format!("writer-{w}");
+            let seqs: Vec<u64> = records
+                .iter()
+                .filter(|r| r.event.writer == name)
+                .map(|r| r.event.writer_seq)
+                .collect();
+            assert_eq!(
+                seqs,
+                (1..=25_000).collect::<Vec<_>>(),
+                "{name}: all, once, in order"
+            );
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_batch_is_not_stored_twice() {
+    let audit = audit().await;
+    let mut client = audit.client("session-jwt").await;
+    let events: Vec<_> = (1..=10).map(|s| event("w", s, "session_issued")).collect();
+    let first = client
+        .append(batch(events.clone()))
+        .await
+        .expect("append")
+        .into_inner();
+    let again = client
+        .append(batch(events))
+        .await
+        .expect("append")
+        .into_inner();
+    assert_eq!((first.stored, again.stored, again.duplicates), (10, 0, 10));
+    assert_eq!(again.last_seq, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batches_get_clear_errors_and_leave_the_chain_intact() {
+    let audit = audit().await;
+    let mut client = audit.client("login").await;
+    client
+        .append(batch(vec![event("w", 1, "logout")]))
+        .await
+        .expect("a good one");
+
+    let mut unknown = vec![event("w", 2, "logout"), event("w", 3, "teleported")];
+    let status = client
+        .append(batch(std::mem::take(&mut unknown)))
+        .await
+        .expect_err("unknown kind");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("event 1 of the batch") && status.message().contains("unknown"),
+        "{status:?}"
+    );
+
+    let mut huge = event("w", 2, "logout");
+    for i in 0..32 {
+        huge.details.insert(format!("k{i}"), "x".repeat(200));
+    }
+    let status = client
+        .append(batch(vec![huge]))
+        .await
+        .expect_err("oversized");
+    assert!(status.message().contains("at most 4096"), "{status:?}");
+
+    let status = client.append(batch(Vec::new())).await.expect_err("empty");
+    assert!(status.message().contains("1 to 1000"), "{status:?}");
+    let too_many = (2..=1002).map(|s| event("w", s, "logout")).collect();
+    let status = client.append(batch(too_many)).await.expect_err("too many");
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let mut anonymous = event("", 2, "logout");
+    anonymous.writer_seq = 0;
+    let status = client
+        .append(batch(vec![anonymous]))
+        .await
+        .expect_err("no writer");
+    assert!(status.message().contains("writer"), "{status:?}");
+
+    let reply = client
+        .append(batch(vec![event("w", 2, "logout")]))
+        .await
+        .expect("good again")
+        .into_inner();
+    assert_eq!(
+        reply.last_seq, 2,
+        "nothing of the refused batches was stored"
+    );
+    let verified = verify(&audit.log_file())
+        .expect("readable")
+        .expect("intact");
+    assert_eq!(verified.records, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ips_are_stored_truncated_and_only_admins_may_query_over_grpc() {
+    let audit = audit().await;
+    let mut login = audit.client("login").await;
+    login
+        .append(batch(vec![event("w", 1, "login_failed")]))
+        .await
+        .expect("append");
+    audit
+        .log
+        .read(|records| assert_eq!(records[0].event.client_ip, "203.0.113.0/24"));
+    let refused = login
+        .query(tessera_proto::audit::v1::QueryRequest::default())
+        .await
+        .expect_err("login may not read");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let mut admin = audit.client("admin").await;
+    let found = admin
+        .query(tessera_proto::audit::v1::QueryRequest {
+            kind: "login_failed".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("admin reads")
+        .into_inner();
+    assert_eq!(found.records.len(), 1);
+}
