@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "Building Tessera…"
-cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt --bin tessera-login --bin tessera-demo-site
+cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt --bin tessera-login --bin tessera-demo-site --bin tessera-audit
 bin=target/debug
 "$bin/tessera-token-stash" dev-certs --dir .tessera/certs >/dev/null
 
@@ -14,6 +14,7 @@ bin=target/debug
 login_url=http://localhost:7400
 export TESSERA_LOGIN__PUBLIC_URL=$login_url
 export TESSERA_LOGIN__DEV_INSECURE_HTTP=true
+export TESSERA_LOGIN__AUDIT__URL=https://127.0.0.1:7403
 
 # The demo user and the two demo sites, created once; their secrets live in .tessera/demo.
 demo=.tessera/demo
@@ -75,6 +76,7 @@ start() {
 }
 
 start token-stash "$bin/tessera-token-stash" serve
+start audit "$bin/tessera-audit" serve
 start session-jwt "$bin/tessera-session-jwt" serve
 start login "$bin/tessera-login" serve
 for site in wiki-a:7501 wiki-b:7502; do
@@ -94,6 +96,8 @@ Tessera is up (embedded defaults, development mode: plain HTTP on localhost only
   then  http://localhost:7502/  (wiki-b): signed in without a form.
   Sign out on either and both are signed out.
 
+  Audit dashboard: http://127.0.0.1:7483/dashboard
+                   admin token: $(cat .tessera/secrets/audit/admin.token)
   Login service:  $login_url/  (OpenID discovery at $login_url/.well-known/openid-configuration)
   gRPC clients:   trust .tessera/certs/ca.pem, present a service certificate;
                   contracts in crates/proto/proto/.

@@ -5,6 +5,7 @@
 //! Everything binds port 0 (or a unix socket in a temporary directory) and learns the real
 //! address from the server itself, so tests never guess ports and never race each other.
 
+mod audit;
 mod browser;
 mod http;
 mod login;
@@ -18,6 +19,7 @@ mod session;
 mod stash;
 mod webdriver;
 
+pub use audit::AuditHarness;
 pub use browser::{Answer, Browser};
 pub use http::{http_get, HttpResponse};
 pub use login::{DemoSiteHandle, LoginStack};

@@ -59,8 +59,17 @@ impl LoginStack {
         clock: Option<SharedClock>,
         adjust: impl FnOnce(&mut LoginConfig),
     ) -> anyhow::Result<Self> {
+        Self::start_with_pki(Arc::new(TestPki::new()?), database_url, clock, adjust).await
+    }
+
+    /// The stack on a given PKI (to share it with other services of a test, e.g. audit).
+    pub async fn start_with_pki(
+        pki: Arc<TestPki>,
+        database_url: Option<String>,
+        clock: Option<SharedClock>,
+        adjust: impl FnOnce(&mut LoginConfig),
+    ) -> anyhow::Result<Self> {
         let clock = clock.unwrap_or_else(SystemClock::shared);
-        let pki = Arc::new(TestPki::new()?);
         let stash = StashHarness::builder(pki.clone())
             .clock(clock.clone())
             .start()

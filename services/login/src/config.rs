@@ -59,6 +59,8 @@ pub struct LoginConfig {
     pub session_jwt: Upstream,
     /// The token stash.
     pub stash: Upstream,
+    /// The audit service (events are recorded only when its `url` is set).
+    pub audit: AuditSettings,
     /// Certificates for the internal mutual TLS calls.
     pub tls: TlsSettings,
 }
@@ -78,6 +80,31 @@ pub struct Upstream {
 
 fn default_datacenter() -> String {
     "dc1".into()
+}
+
+/// The `[audit]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// e.g. `https://127.0.0.1:7403`; empty: no audit events.
+    pub url: String,
+    /// The name its certificate is checked against.
+    pub server_name: String,
+    /// Where events wait while the audit service is away.
+    pub spool_dir: PathBuf,
+    /// Kinds kept only in part: kind → fraction kept, e.g. `rate_limited = 0.1`.
+    pub sample: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            url: String::new(),
+            server_name: "audit".into(),
+            spool_dir: PathBuf::from(".tessera/spool/login"),
+            sample: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// The identity of the login service.
@@ -113,6 +140,7 @@ impl Default for LoginConfig {
                 server_name: "token-stash".into(),
                 datacenter: default_datacenter(),
             },
+            audit: AuditSettings::default(),
             tls: TlsSettings::default(),
         }
     }

@@ -103,6 +103,27 @@ pub async fn start(
     let flow = FlowSigner::new(flow_key(&config.secrets_dir)?);
     let key = LoginKey::load_or_create(&config.secrets_dir)?;
     let metrics = Arc::new(LoginMetrics::default());
+    let audit = if config.audit.url.is_empty() {
+        tessera_audit_client::AuditSink::disabled()
+    } else {
+        let mut settings = tessera_audit_client::AuditSinkConfig::new(
+            config.audit.url.clone(),
+            "login",
+            config.audit.spool_dir.clone(),
+        );
+        settings.datacenter = config.stash.datacenter.clone();
+        settings.sample = config.audit.sample.clone();
+        let audit_tls = tls
+            .client_config(&config.audit.server_name)
+            .map_err(|e| LoginError::Config(format!("tls: {e}")))?;
+        tessera_audit_client::AuditSink::start(
+            settings,
+            audit_tls,
+            clock.clone(),
+            tessera_audit_client::SinkCounters::register(&metrics.registry),
+        )
+        .map_err(|e| LoginError::Config(e.to_string()))?
+    };
     let state: Shared = Arc::new(AppState::new(
         config,
         directory,
@@ -112,6 +133,7 @@ pub async fn start(
         backends,
         clock,
         metrics.clone(),
+        audit,
     )?);
     let http_addr = listeners
         .http

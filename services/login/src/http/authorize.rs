@@ -14,7 +14,7 @@ use tessera_proto::session::v1 as pb;
 
 use super::codes::{self, challenge_well_formed};
 use super::session_cookie::{self, Central};
-use super::{client_ip, pages, see_other, too_many, unavailable, AppState, Shared};
+use super::{client_ip, pages, see_other, too_many, unavailable, AppState, Shared, Witnessed};
 use crate::directory::{Site, UserName};
 use crate::flow::{AuthorizeRequest, FlowError, FlowState, Stage};
 use crate::LoginError;
@@ -197,8 +197,19 @@ pub async fn password(
         Err(err) => return unavailable(&state, &err),
     };
     let account_key = form.username.trim().to_lowercase();
+    let ip = client_ip(&state, peer, &headers);
     if let Err(wait) = state.account_limiter.attempt(&account_key, now) {
         state.metrics.rate_limited.inc("account");
+        state.witness(Witnessed {
+            kind: "rate_limited",
+            failure: true,
+            reason: "account",
+            user_name: &account_key,
+            site: &request.client_id,
+            client_ip: &ip,
+            headers: Some(&headers),
+            ..Default::default()
+        });
         return too_many(&state, wait, "for this account");
     }
     let user = match UserName::try_from(form.username.as_str()) {
@@ -216,6 +227,17 @@ pub async fn password(
         Some(user) if matched && !user.disabled => user,
         _ => {
             state.metrics.logins.inc("bad_credentials");
+            let user_id = user.as_ref().map(|u| u.id.clone()).unwrap_or_default();
+            state.witness(Witnessed {
+                kind: "login_failed",
+                failure: true,
+                reason: "bad_credentials",
+                user_id: &user_id,
+                user_name: &account_key,
+                site: &request.client_id,
+                client_ip: &ip,
+                headers: Some(&headers),
+            });
             return form_page(
                 &state,
                 &site,
@@ -240,7 +262,7 @@ pub async fn password(
             state.dev(),
         );
     }
-    complete(&state, &request, &user.id, &user.name).await
+    complete(&state, &request, &user.id, &user.name, &ip, &headers).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,8 +306,19 @@ pub async fn totp(
     let Some(secret) = &user.totp_secret else {
         return tampered(&state);
     };
-    let retry = |message: &str| {
+    let ip = client_ip(&state, peer, &headers);
+    let retry = |reason: &str, message: &str| {
         state.metrics.logins.inc("bad_totp");
+        state.witness(Witnessed {
+            kind: "login_failed",
+            failure: true,
+            reason,
+            user_id: &user.id,
+            user_name: &user.name,
+            site: &request.client_id,
+            client_ip: &ip,
+            headers: Some(&headers),
+        });
         pages::page(
             StatusCode::UNAUTHORIZED,
             "Enter your code",
@@ -295,12 +328,14 @@ pub async fn totp(
     };
     let Some(step) = crate::totp::matching_step(secret, &form.code, now.0 / 1000) else {
         return retry(
+            "bad_totp",
             "That code is not right. Enter the 6-digit code your authenticator app shows now.",
         );
     };
     match state.directory.use_totp_step(&user.id, step).await {
-        Ok(true) => complete(&state, &request, &user.id, &user.name).await,
+        Ok(true) => complete(&state, &request, &user.id, &user.name, &ip, &headers).await,
         Ok(false) => retry(
+            "totp_reused",
             "That code was already used. Wait for your app to show the next code, then enter it.",
         ),
         Err(err) => unavailable(&state, &err),
@@ -314,6 +349,8 @@ async fn complete(
     request: &AuthorizeRequest,
     user_id: &str,
     user_name: &str,
+    ip: &str,
+    headers: &HeaderMap,
 ) -> Response {
     let issued = state
         .backends
@@ -329,6 +366,15 @@ async fn complete(
         Err(refusal) => return unavailable(state, &LoginError::from(refusal)),
     };
     state.metrics.logins.inc("succeeded");
+    state.witness(Witnessed {
+        kind: "login_succeeded",
+        user_id,
+        user_name,
+        site: &request.client_id,
+        client_ip: ip,
+        headers: Some(headers),
+        ..Default::default()
+    });
     tracing::info!(user = %user_name, site = %request.client_id, "signed in");
     let auth_time = state.clock.now().0 / 1000;
     match codes::mint(
@@ -361,6 +407,14 @@ fn begin_attempt(
     let ip = client_ip(state, peer, headers);
     if let Err(wait) = state.ip_limiter.attempt(&ip, state.clock.now()) {
         state.metrics.rate_limited.inc("ip");
+        state.witness(Witnessed {
+            kind: "rate_limited",
+            failure: true,
+            reason: "ip",
+            client_ip: &ip,
+            headers: Some(headers),
+            ..Default::default()
+        });
         return Err(Box::new(too_many(state, wait, "from your network")));
     }
     open_flow(state, flow)

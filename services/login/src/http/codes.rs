@@ -98,6 +98,13 @@ pub async fn mint(
         .put_single_use(CODE_NAMESPACE, value, state.config.code_ttl())
         .await?;
     state.metrics.codes_issued.inc();
+    state.witness(super::Witnessed {
+        kind: "code_issued",
+        user_id,
+        user_name,
+        site: &request.client_id,
+        ..Default::default()
+    });
     Ok(code)
 }
 

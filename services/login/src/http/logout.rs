@@ -145,6 +145,10 @@ pub async fn confirm(State(state): State<Shared>, Form(form): Form<ConfirmForm>)
 async fn end_family(state: &AppState, central_sid: &str) -> Result<(), LoginError> {
     state.backends.revoke(revoke_family(central_sid)).await?;
     crate::backchannel::notify_sites(state, central_sid).await;
+    state.witness(super::Witnessed {
+        kind: "logout",
+        ..Default::default()
+    });
     tracing::info!(session = %central_sid, "signed out");
     Ok(())
 }

@@ -63,6 +63,8 @@ pub struct AppState {
     pub account_limiter: RateLimiter,
     /// For back-channel logout deliveries.
     pub http: reqwest::Client,
+    /// Security events for the audit log (never waits on it).
+    pub audit: tessera_audit_client::AuditSink,
     /// The published keys, refetched from the session service at most every 10 s. A std
     /// mutex: held to read or replace the cached value, never across the fetch.
     jwks_cache: Mutex<Option<(UnixMillis, Jwks)>>,
@@ -83,6 +85,7 @@ impl AppState {
         backends: Backends,
         clock: SharedClock,
         metrics: Arc<LoginMetrics>,
+        audit: tessera_audit_client::AuditSink,
     ) -> Result<Self, crate::LoginError> {
         let minute = Duration::from_secs(60);
         let http = reqwest::Client::builder()
@@ -103,6 +106,7 @@ impl AppState {
             clock,
             metrics,
             http,
+            audit,
             jwks_cache: Mutex::new(None),
         })
     }
@@ -129,6 +133,60 @@ impl AppState {
         jwks.keys.push(self.key.jwk());
         *self.jwks_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, jwks.clone()));
         Ok(jwks)
+    }
+}
+
+/// One audit event, as the login service witnessed it.
+#[derive(Debug, Default)]
+pub struct Witnessed<'a> {
+    pub kind: &'a str,
+    pub failure: bool,
+    pub reason: &'a str,
+    pub user_id: &'a str,
+    pub user_name: &'a str,
+    pub site: &'a str,
+    pub client_ip: &'a str,
+    pub headers: Option<&'a HeaderMap>,
+}
+
+impl AppState {
+    /// Records `event` for the audit log (never waits).
+    pub fn witness(&self, event: Witnessed<'_>) {
+        let user_agent = event
+            .headers
+            .and_then(|h| h.get(header::USER_AGENT))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        self.audit.record(tessera_proto::audit::v1::Event {
+            kind: event.kind.to_owned(),
+            outcome: if event.failure { "failure" } else { "success" }.to_owned(),
+            reason: event.reason.to_owned(),
+            user_id: event.user_id.to_owned(),
+            user_name: event.user_name.chars().take(64).collect(),
+            site: event.site.to_owned(),
+            client_ip: event.client_ip.to_owned(),
+            user_agent_class: user_agent_class(user_agent).to_owned(),
+            ..Default::default()
+        });
+    }
+}
+
+/// `browser`, `bot`, `app` or `unknown`, from a `User-Agent`.
+pub fn user_agent_class(user_agent: &str) -> &'static str {
+    let lower = user_agent.to_ascii_lowercase();
+    if lower.is_empty() {
+        "unknown"
+    } else if [
+        "bot", "crawl", "spider", "curl", "wget", "python", "scrapy", "headless",
+    ]
+    .iter()
+    .any(|marker| lower.contains(marker))
+    {
+        "bot"
+    } else if lower.starts_with("mozilla/") {
+        "browser"
+    } else {
+        "app"
     }
 }
 

@@ -221,6 +221,13 @@ async fn authorization_code(
     let verifier = required(form, "code_verifier")?;
     let refuse = |reason: &'static str, description: &str| {
         state.metrics.code_failures.inc(reason);
+        state.witness(super::Witnessed {
+            kind: "code_rejected",
+            failure: true,
+            reason,
+            site: &site.client_id,
+            ..Default::default()
+        });
         tracing::info!(site = %site.client_id, reason, "code redemption refused");
         OAuthError::invalid_grant(description)
     };
@@ -281,6 +288,13 @@ async fn authorization_code(
     codes::record_redemption(state, code, &grant, &tokens.session_id, session_ttl)
         .await
         .map_err(|e| OAuthError::unavailable(&e))?;
+    state.witness(super::Witnessed {
+        kind: "code_redeemed",
+        user_id: &grant.user_id,
+        user_name: &grant.user_name,
+        site: &site.client_id,
+        ..Default::default()
+    });
     let mut body = token_body(state, &tokens, &grant.scope);
     if grant.scope.split(' ').any(|s| s == "openid") {
         let now_s = now.0 / 1000;

@@ -2,6 +2,7 @@
 //! whole stack (stash, session service, login) in-process on loopback ports.
 
 mod admin;
+mod audit;
 mod browser;
 mod directory;
 mod flow;

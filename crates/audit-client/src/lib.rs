@@ -1,0 +1,381 @@
+//! What Tessera services use to write security events to the audit log without ever
+//! waiting on it. [`AuditSink::record`] never blocks and never fails the caller: events
+//! go to a bounded in-memory queue that a background task sends in batches; when the
+//! queue is full or the audit service cannot be reached, events go to a local spool file,
+//! which is drained, in order, once the service answers again. Only what cannot even be
+//! spooled (disk full) is dropped, and that is counted.
+//!
+//! Order and exactly-once: every event carries this process's writer id and a sequence
+//! number taken when it is recorded; events leave in sequence order (queue first, then
+//! spool, and a failed batch goes back to the front of the spool), and the audit service
+//! skips any sequence number it already stored, so a retried batch is stored once.
+
+mod spool;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tessera_clock::SharedClock;
+use tessera_proto::audit::v1 as pb;
+use tessera_proto::audit::v1::audit_client::AuditClient;
+use tessera_telemetry::metrics::{Counter, Registry};
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use spool::Spool;
+
+/// Why the sink could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditClientError {
+    /// Bad URL, TLS or spool settings.
+    #[error("audit client configuration: {0}")]
+    Config(String),
+}
+
+impl AuditClientError {
+    /// A stable code.
+    pub fn code(&self) -> &'static str {
+        "audit_client_config"
+    }
+}
+
+/// How the sink is set up.
+#[derive(Debug, Clone)]
+pub struct AuditSinkConfig {
+    /// The audit service, e.g. `https://127.0.0.1:7403`.
+    pub url: String,
+    /// The witness: `login`, `session-jwt`, `token-stash`.
+    pub service: &'static str,
+    /// This datacenter.
+    pub datacenter: String,
+    /// Where the spool file lives (one per process: `<service>-<writer>.spool`).
+    pub spool_dir: PathBuf,
+    /// Events held in memory before spooling.
+    pub queue_capacity: usize,
+    /// Events per batch.
+    pub batch_size: usize,
+    /// Kinds kept only in part: kind → fraction kept (0, 1].
+    pub sample: BTreeMap<String, f64>,
+}
+
+impl AuditSinkConfig {
+    /// Defaults: 10,000 queued events, batches of 500, no sampling.
+    pub fn new(url: impl Into<String>, service: &'static str, spool_dir: PathBuf) -> Self {
+        AuditSinkConfig {
+            url: url.into(),
+            service,
+            datacenter: "dc1".into(),
+            spool_dir,
+            queue_capacity: 10_000,
+            batch_size: 500,
+            sample: BTreeMap::new(),
+        }
+    }
+}
+
+/// The counters a sink keeps (registered in the service's metrics).
+#[derive(Debug, Clone)]
+pub struct SinkCounters {
+    /// Events that could not even be spooled.
+    pub dropped: Arc<Counter>,
+    /// Events that went through the spool file.
+    pub spooled: Arc<Counter>,
+    /// Events the audit service acknowledged.
+    pub delivered: Arc<Counter>,
+}
+
+impl SinkCounters {
+    /// Counters registered in `registry`.
+    pub fn register(registry: &Registry) -> Self {
+        SinkCounters {
+            dropped: registry.register(Counter::new(
+                "tessera_audit_events_dropped_total",
+                "Audit events dropped because they could not even be spooled (disk full).",
+            )),
+            spooled: registry.register(Counter::new(
+                "tessera_audit_events_spooled_total",
+                "Audit events written to the local spool (queue full or audit unreachable).",
+            )),
+            delivered: registry.register(Counter::new(
+                "tessera_audit_events_delivered_total",
+                "Audit events the audit service acknowledged.",
+            )),
+        }
+    }
+}
+
+struct Shared {
+    writer: String,
+    service: &'static str,
+    datacenter: String,
+    sample: BTreeMap<String, f64>,
+    clock: SharedClock,
+    next_seq: AtomicU64,
+    queue: mpsc::Sender<pb::Event>,
+    /// The spool, and whether events must go there to keep their order. A std mutex:
+    /// held for one non-blocking queue attempt or one buffered file append.
+    spool: Mutex<Spool>,
+    counters: SinkCounters,
+}
+
+/// Records audit events. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditSink {
+    shared: Option<Arc<Shared>>,
+}
+
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSink")
+            .field("enabled", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditSink {
+    /// A sink that records nothing (audit not configured).
+    pub fn disabled() -> Self {
+        AuditSink { shared: None }
+    }
+
+    /// Starts a sink and its sender task (on the current Tokio runtime).
+    pub fn start(
+        config: AuditSinkConfig,
+        tls: ClientTlsConfig,
+        clock: SharedClock,
+        counters: SinkCounters,
+    ) -> Result<Self, AuditClientError> {
+        let channel = Endpoint::from_shared(config.url.clone())
+            .map_err(|e| AuditClientError::Config(format!("audit url {:?}: {e}", config.url)))?
+            .tls_config(tls)
+            .map_err(|e| AuditClientError::Config(format!("audit tls: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .connect_lazy();
+        let mut id = [0u8; 6];
+        getrandom::fill(&mut id)
+            .map_err(|e| AuditClientError::Config(format!("randomness: {e}")))?;
+        let writer = format!(
+            "{}-{}",
+            config.service,
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let spool =
+            Spool::open(&config.spool_dir.join(format!("{writer}.spool"))).map_err(|e| {
+                AuditClientError::Config(format!("spool in {}: {e}", config.spool_dir.display()))
+            })?;
+        let (queue, inbox) = mpsc::channel(config.queue_capacity.max(1));
+        let shared = Arc::new(Shared {
+            writer,
+            service: config.service,
+            datacenter: config.datacenter.clone(),
+            sample: config.sample.clone(),
+            clock,
+            next_seq: AtomicU64::new(1),
+            queue,
+            spool: Mutex::new(spool),
+            counters,
+        });
+        tokio::spawn(sender(
+            shared.clone(),
+            AuditClient::new(channel),
+            inbox,
+            config.batch_size.max(1),
+        ));
+        Ok(AuditSink {
+            shared: Some(shared),
+        })
+    }
+
+    /// This process's writer id.
+    pub fn writer(&self) -> Option<&str> {
+        self.shared.as_ref().map(|s| s.writer.as_str())
+    }
+
+    /// Records `event` (kind, outcome, reason, subject, site, IP, details; the rest is
+    /// filled in here). Never blocks on the audit service.
+    pub fn record(&self, mut event: pb::Event) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if let Some(rate) = shared.sample.get(&event.kind).copied() {
+            if rate < 1.0 {
+                let mut byte = [0u8; 4];
+                let roll = getrandom::fill(&mut byte)
+                    .map(|()| f64::from(u32::from_le_bytes(byte)) / f64::from(u32::MAX));
+                if roll.map_or(true, |roll| roll >= rate) {
+                    return;
+                }
+                event.sample_rate = rate;
+            }
+        }
+        if event.time_unix_ms == 0 {
+            event.time_unix_ms = shared.clock.now().as_i64();
+        }
+        if event.trace_id.is_empty() {
+            event.trace_id = tessera_telemetry::trace_context::current_trace_id();
+        }
+        event.service = shared.service.to_owned();
+        event.datacenter.clone_from(&shared.datacenter);
+        event.writer.clone_from(&shared.writer);
+        let mut spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
+        // The sequence number is taken under the lock, so queue and spool receive events
+        // in sequence order.
+        event.writer_seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        if !spool.active {
+            match shared.queue.try_send(event) {
+                Ok(()) => return,
+                Err(
+                    mpsc::error::TrySendError::Full(back) | mpsc::error::TrySendError::Closed(back),
+                ) => {
+                    spool.active = true;
+                    event = back;
+                }
+            }
+        }
+        match spool.append(&[event]) {
+            Ok(()) => shared.counters.spooled.inc(),
+            Err(err) => {
+                shared.counters.dropped.inc();
+                tracing::error!(error = %err, "audit event dropped: the spool cannot be written");
+            }
+        }
+    }
+}
+
+/// Sends batches from the queue, and from the spool when it is in use, in order.
+async fn sender(
+    shared: Arc<Shared>,
+    client: AuditClient<Channel>,
+    mut inbox: mpsc::Receiver<pb::Event>,
+    batch_size: usize,
+) {
+    let mut client = client;
+    loop {
+        let first = if shared
+            .spool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .active
+        {
+            inbox.try_recv().ok()
+        } else {
+            match tokio::time::timeout(Duration::from_secs(1), inbox.recv()).await {
+                Ok(Some(event)) => Some(event),
+                Ok(None) => return,
+                Err(_) => None,
+            }
+        };
+        if let Some(first) = first {
+            let mut batch = vec![first];
+            while batch.len() < batch_size {
+                match inbox.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
+            if send(&shared, &mut client, &batch).await.is_err() {
+                // Keep the order: this batch and everything still queued go to the front
+                // of the spool, and the spool takes every new event until it is drained.
+                let mut spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
+                while let Ok(event) = inbox.try_recv() {
+                    batch.push(event);
+                }
+                let count = batch.len() as u64;
+                match spool.prepend(&batch) {
+                    Ok(()) => shared.counters.spooled.inc_by(count),
+                    Err(err) => {
+                        shared.counters.dropped.inc_by(count);
+                        tracing::error!(error = %err, count, "audit events dropped: the spool cannot be written");
+                    }
+                }
+                spool.active = true;
+            }
+            continue;
+        }
+        let active = shared
+            .spool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .active;
+        if active {
+            drain(&shared, &mut client, batch_size).await;
+        }
+    }
+}
+
+/// Sends the spool's events in order, retrying with backoff until the service answers;
+/// then turns the spool off if nothing new arrived meanwhile.
+async fn drain(shared: &Shared, client: &mut AuditClient<Channel>, batch_size: usize) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let batch = match shared
+            .spool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .peek(batch_size)
+        {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::error!(error = %err, "the audit spool cannot be read");
+                return;
+            }
+        };
+        if batch.is_empty() {
+            let mut spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
+            if spool.is_drained() {
+                if let Err(err) = spool.reset() {
+                    tracing::error!(error = %err, "the audit spool cannot be reset");
+                }
+                spool.active = false;
+                return;
+            }
+            continue;
+        }
+        match send(shared, client, &batch).await {
+            Ok(()) => {
+                shared
+                    .spool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .consume(batch.len());
+                backoff = Duration::from_millis(100);
+            }
+            Err(()) => {
+                // The audit service is away: wait (backing off) and try the same batch.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn send(
+    shared: &Shared,
+    client: &mut AuditClient<Channel>,
+    batch: &[pb::Event],
+) -> Result<(), ()> {
+    let request = pb::AppendRequest {
+        events: batch.to_vec(),
+    };
+    match client.append(request).await {
+        Ok(reply) => {
+            shared.counters.delivered.inc_by(reply.into_inner().stored);
+            Ok(())
+        }
+        Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            // A batch the service refuses will never be accepted: keep it out of the way
+            // (counted as dropped) rather than block every later event.
+            shared.counters.dropped.inc_by(batch.len() as u64);
+            tracing::error!(error = %status.message(), "audit refused a batch; it was dropped");
+            Ok(())
+        }
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), "audit unreachable; spooling");
+            Err(())
+        }
+    }
+}

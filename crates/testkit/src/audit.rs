@@ -1,0 +1,90 @@
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tessera_audit::config::AuditConfig;
+use tessera_audit::log::AuditLog;
+use tessera_audit::server::{self, Listeners};
+use tessera_clock::SystemClock;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::TestPki;
+
+/// An audit service in this process, keeping its log in a given folder (so a test can
+/// stop it and start it again on the same log and address).
+#[derive(Debug)]
+pub struct AuditHarness {
+    /// Where gRPC is served.
+    pub grpc_addr: SocketAddr,
+    /// Where the admin port (API, dashboard) is served.
+    pub admin_addr: SocketAddr,
+    /// The log.
+    pub log: AuditLog,
+    /// The admin token.
+    pub admin_token: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), tessera_audit::AuditError>>>,
+}
+
+impl AuditHarness {
+    /// Starts on ephemeral ports with its log and secrets under `dir`.
+    pub async fn start(pki: Arc<TestPki>, dir: &Path) -> anyhow::Result<Self> {
+        Self::start_at(pki, dir, "127.0.0.1:0".parse()?).await
+    }
+
+    /// Starts with gRPC on `grpc_addr` (e.g. the address of an earlier run).
+    pub async fn start_at(
+        pki: Arc<TestPki>,
+        dir: &Path,
+        grpc_addr: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let mut config = AuditConfig::default();
+        config.tls.dev_pki_dir = pki.dir().to_owned();
+        config.data_dir = dir.join("data");
+        config.secrets_dir = dir.join("secrets");
+        config.retention_days = 0;
+        let listeners = Listeners {
+            grpc: TcpListener::bind(grpc_addr).await?,
+            admin: TcpListener::bind("127.0.0.1:0").await?,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let started = server::start(config, SystemClock::shared(), listeners, async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        Ok(AuditHarness {
+            grpc_addr: started.grpc_addr,
+            admin_addr: started.admin_addr,
+            log: started.log.clone(),
+            admin_token: started.admin_token.clone(),
+            stop: Some(stop),
+            task: Some(tokio::spawn(started.serve())),
+        })
+    }
+
+    /// `https://<grpc address>`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.grpc_addr)
+    }
+
+    /// Stops the service and waits until it no longer serves.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AuditHarness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
