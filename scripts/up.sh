@@ -14,7 +14,10 @@ bin=target/debug
 login_url=http://localhost:7400
 export TESSERA_LOGIN__PUBLIC_URL=$login_url
 export TESSERA_LOGIN__DEV_INSECURE_HTTP=true
+# Every service writes its security events to the audit service.
 export TESSERA_LOGIN__AUDIT__URL=https://127.0.0.1:7403
+export TESSERA_SESSION__AUDIT__URL=https://127.0.0.1:7403
+export TESSERA_STASH__AUDIT__URL=https://127.0.0.1:7403
 
 # The demo user and the two demo sites, created once; their secrets live in .tessera/demo.
 demo=.tessera/demo

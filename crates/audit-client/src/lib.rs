@@ -76,6 +76,55 @@ impl AuditSinkConfig {
     }
 }
 
+/// The `[audit]` section of a service's configuration.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// e.g. `https://127.0.0.1:7403`; empty: no audit events.
+    pub url: String,
+    /// The name its certificate is checked against.
+    pub server_name: String,
+    /// Where events wait while the audit service is away.
+    pub spool_dir: PathBuf,
+    /// Kinds kept only in part: kind → fraction kept, e.g. `jwt_rejected = 0.1`.
+    pub sample: BTreeMap<String, f64>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            url: String::new(),
+            server_name: "audit".into(),
+            spool_dir: PathBuf::from(".tessera/spool"),
+            sample: BTreeMap::new(),
+        }
+    }
+}
+
+impl AuditSettings {
+    /// The sink these settings describe for `service` (disabled when `url` is empty),
+    /// presenting the service's certificate and counting in `registry`.
+    pub fn start(
+        &self,
+        service: &'static str,
+        datacenter: &str,
+        tls: &tessera_mtls::TlsFiles,
+        clock: SharedClock,
+        registry: &Registry,
+    ) -> Result<AuditSink, AuditClientError> {
+        if self.url.is_empty() {
+            return Ok(AuditSink::disabled());
+        }
+        let mut config = AuditSinkConfig::new(self.url.clone(), service, self.spool_dir.clone());
+        config.datacenter = datacenter.to_owned();
+        config.sample = self.sample.clone();
+        let tls = tls
+            .client_config(&self.server_name)
+            .map_err(|e| AuditClientError::Config(format!("tls: {e}")))?;
+        AuditSink::start(config, tls, clock, SinkCounters::register(registry))
+    }
+}
+
 /// The counters a sink keeps (registered in the service's metrics).
 #[derive(Debug, Clone)]
 pub struct SinkCounters {

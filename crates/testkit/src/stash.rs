@@ -153,6 +153,13 @@ impl StashHarnessBuilder {
         self
     }
 
+    /// Writes audit events to the audit service at `url`, spooling in `spool_dir`.
+    pub fn audit(mut self, url: &str, spool_dir: PathBuf) -> Self {
+        self.config.audit.url = url.to_owned();
+        self.config.audit.spool_dir = spool_dir;
+        self
+    }
+
     /// Serves on sockets bound earlier with [`StashHarness::bind`].
     pub fn listeners(mut self, listeners: Listeners) -> Self {
         self.listeners = Some(listeners);

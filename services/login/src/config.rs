@@ -13,6 +13,8 @@ use serde::Deserialize;
 use tessera_mtls::{ServiceIdentity, TlsSettings};
 use tessera_telemetry::LogFormat;
 
+use tessera_audit_client::AuditSettings;
+
 use crate::LoginError;
 
 /// The prefix of environment overrides.
@@ -80,31 +82,6 @@ pub struct Upstream {
 
 fn default_datacenter() -> String {
     "dc1".into()
-}
-
-/// The `[audit]` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditSettings {
-    /// e.g. `https://127.0.0.1:7403`; empty: no audit events.
-    pub url: String,
-    /// The name its certificate is checked against.
-    pub server_name: String,
-    /// Where events wait while the audit service is away.
-    pub spool_dir: PathBuf,
-    /// Kinds kept only in part: kind → fraction kept, e.g. `rate_limited = 0.1`.
-    pub sample: std::collections::BTreeMap<String, f64>,
-}
-
-impl Default for AuditSettings {
-    fn default() -> Self {
-        AuditSettings {
-            url: String::new(),
-            server_name: "audit".into(),
-            spool_dir: PathBuf::from(".tessera/spool/login"),
-            sample: std::collections::BTreeMap::new(),
-        }
-    }
 }
 
 /// The identity of the login service.

@@ -103,27 +103,16 @@ pub async fn start(
     let flow = FlowSigner::new(flow_key(&config.secrets_dir)?);
     let key = LoginKey::load_or_create(&config.secrets_dir)?;
     let metrics = Arc::new(LoginMetrics::default());
-    let audit = if config.audit.url.is_empty() {
-        tessera_audit_client::AuditSink::disabled()
-    } else {
-        let mut settings = tessera_audit_client::AuditSinkConfig::new(
-            config.audit.url.clone(),
+    let audit = config
+        .audit
+        .start(
             "login",
-            config.audit.spool_dir.clone(),
-        );
-        settings.datacenter = config.stash.datacenter.clone();
-        settings.sample = config.audit.sample.clone();
-        let audit_tls = tls
-            .client_config(&config.audit.server_name)
-            .map_err(|e| LoginError::Config(format!("tls: {e}")))?;
-        tessera_audit_client::AuditSink::start(
-            settings,
-            audit_tls,
+            &config.stash.datacenter,
+            &tls,
             clock.clone(),
-            tessera_audit_client::SinkCounters::register(&metrics.registry),
+            &metrics.registry,
         )
-        .map_err(|e| LoginError::Config(e.to_string()))?
-    };
+        .map_err(|e| LoginError::Config(e.to_string()))?;
     let state: Shared = Arc::new(AppState::new(
         config,
         directory,

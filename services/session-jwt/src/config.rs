@@ -48,6 +48,8 @@ pub struct SessionConfig {
     pub tls: TlsSettings,
     /// Who may call which RPC.
     pub access: AccessPolicy,
+    /// The audit service (events are recorded only when its `url` is set).
+    pub audit: tessera_audit_client::AuditSettings,
 }
 
 /// The `[stash]` section.
@@ -116,6 +118,7 @@ impl Default for SessionConfig {
             stash: StashConfig::default(),
             tls: TlsSettings::default(),
             access: default_access(),
+            audit: tessera_audit_client::AuditSettings::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub struct SessionService {
     sessions: Arc<Sessions>,
     access: AccessPolicy,
     metrics: Arc<SessionMetrics>,
+    audit: tessera_audit_client::AuditSink,
 }
 
 impl SessionService {
@@ -30,19 +31,65 @@ impl SessionService {
         sessions: Arc<Sessions>,
         access: AccessPolicy,
         metrics: Arc<SessionMetrics>,
+        audit: tessera_audit_client::AuditSink,
     ) -> Self {
         SessionService {
             sessions,
             access,
             metrics,
+            audit,
         }
     }
 
     fn counted<T>(&self, result: Result<T, SessionError>) -> Result<T, Status> {
         result.map_err(|err| {
             self.metrics.failures.inc(err.code());
+            self.witness_failure(&err);
             err.to_status()
         })
+    }
+
+    /// Records what this service is the witness of (never waits on the audit service).
+    fn witness(
+        &self,
+        kind: &str,
+        reason: &str,
+        user_id: &str,
+        user_name: &str,
+        site: &str,
+        failure: bool,
+    ) {
+        self.audit.record(tessera_proto::audit::v1::Event {
+            kind: kind.to_owned(),
+            outcome: if failure { "failure" } else { "success" }.to_owned(),
+            reason: reason.to_owned(),
+            user_id: user_id.to_owned(),
+            user_name: user_name.chars().take(64).collect(),
+            site: site.to_owned(),
+            ..Default::default()
+        });
+    }
+
+    fn witness_failure(&self, err: &SessionError) {
+        match err {
+            SessionError::RefreshTokenReused => self.witness(
+                "refresh_token_reuse",
+                "refresh_token_reused",
+                "",
+                "",
+                "",
+                true,
+            ),
+            SessionError::Rejected(rejection) => self.witness(
+                "jwt_rejected",
+                rejection.code(),
+                rejection.user_id().unwrap_or_default(),
+                rejection.user_name().unwrap_or_default(),
+                rejection.audience().unwrap_or_default(),
+                true,
+            ),
+            _ => {}
+        }
     }
 }
 
@@ -55,8 +102,15 @@ impl SessionJwt for SessionService {
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::SessionTokens>, Status> {
         self.access.authorize("Issue", &request)?;
-        let tokens = self.counted(self.sessions.issue(request.into_inner()).await)?;
+        let request = request.into_inner();
+        let (user_id, user_name, audience) = (
+            request.user_id.clone(),
+            request.user_name.clone(),
+            request.audience.clone(),
+        );
+        let tokens = self.counted(self.sessions.issue(request).await)?;
         self.metrics.issued.inc();
+        self.witness("session_issued", "", &user_id, &user_name, &audience, false);
         Ok(Response::new(tokens))
     }
 
@@ -72,6 +126,7 @@ impl SessionJwt for SessionService {
                 .await,
         )?;
         self.metrics.refreshed.inc();
+        self.witness("session_refreshed", "", "", "", &request.audience, false);
         Ok(Response::new(tokens))
     }
 
@@ -110,6 +165,7 @@ impl SessionJwt for SessionService {
         };
         let sessions_revoked = self.counted(result)?;
         self.metrics.revoked.inc(scope);
+        self.witness("session_revoked", scope, "", "", "", false);
         Ok(Response::new(pb::RevokeResponse { sessions_revoked }))
     }
 

@@ -103,9 +103,25 @@ pub async fn start(
         clock.now(),
     )?;
     let derive = load_derivation(&config.secret_file, &config.stash.datacenter)?;
-    let sessions = Arc::new(Sessions::start(stash, keys, derive, clock, config.settings()).await?);
+    let sessions =
+        Arc::new(Sessions::start(stash, keys, derive, clock.clone(), config.settings()).await?);
     let metrics = Arc::new(SessionMetrics::default());
-    let service = SessionService::new(sessions.clone(), config.access.clone(), metrics.clone());
+    let audit = config
+        .audit
+        .start(
+            "session-jwt",
+            &config.stash.datacenter,
+            &tls,
+            clock.clone(),
+            &metrics.registry,
+        )
+        .map_err(|e| SessionError::Config(e.to_string()))?;
+    let service = SessionService::new(
+        sessions.clone(),
+        config.access.clone(),
+        metrics.clone(),
+        audit,
+    );
     let server_tls = tls
         .server_config()
         .map_err(|e| SessionError::Config(format!("tls: {e}")))?;

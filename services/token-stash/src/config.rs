@@ -51,6 +51,9 @@ pub struct StashConfig {
     /// Stashes of other datacenters, by datacenter id.
     #[serde(default)]
     pub peers: BTreeMap<String, PeerConfig>,
+    /// The audit service (events are recorded only when its `url` is set).
+    #[serde(default)]
+    pub audit: tessera_audit_client::AuditSettings,
 }
 
 /// Which backend stores entries.
@@ -187,6 +190,7 @@ impl Default for StashConfig {
             tls: TlsSettings::default(),
             access: default_access(),
             peers: BTreeMap::new(),
+            audit: tessera_audit_client::AuditSettings::default(),
         }
     }
 }

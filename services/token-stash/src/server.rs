@@ -132,6 +132,7 @@ fn prepare<S: Store>(
     let grpc_addr = local_addr(&listeners.grpc)?;
     let admin_addr = local_addr(&listeners.admin)?;
     let metrics = Arc::new(StashMetrics::new());
+    let clock_for_audit = clock.clone();
     let stash = Arc::new(Stash::new(
         store,
         config.datacenter.clone(),
@@ -140,7 +141,17 @@ fn prepare<S: Store>(
         metrics,
     ));
     let peers = Peers::new(config.datacenter.clone(), &config.peers, &tls)?;
-    let service = StashService::new(stash.clone(), config.access.clone(), peers);
+    let audit = config
+        .audit
+        .start(
+            "token-stash",
+            config.datacenter.as_str(),
+            &tls,
+            clock_for_audit,
+            &stash.metrics().registry,
+        )
+        .map_err(|e| StashError::Config(e.to_string()))?;
+    let service = StashService::new(stash.clone(), config.access.clone(), peers, audit);
     let server_tls = tls
         .server_config()
         .map_err(|e| StashError::Config(format!("tls: {e}")))?;

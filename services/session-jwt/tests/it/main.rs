@@ -1,5 +1,6 @@
 //! The session service's integration tests: one binary, a module per concern.
 
+mod audit;
 mod issue;
 mod keys;
 mod refresh;

@@ -18,15 +18,22 @@ pub struct StashService<S> {
     stash: Arc<Stash<S>>,
     access: AccessPolicy,
     peers: Peers,
+    audit: tessera_audit_client::AuditSink,
 }
 
 impl<S> StashService<S> {
     /// Serves `stash`, letting in the callers `access` allows and forwarding calls about
     /// other datacenters' tokens to `peers`.
-    pub fn new(stash: Arc<Stash<S>>, access: AccessPolicy, peers: Peers) -> Self {
+    pub fn new(
+        stash: Arc<Stash<S>>,
+        access: AccessPolicy,
+        peers: Peers,
+        audit: tessera_audit_client::AuditSink,
+    ) -> Self {
         StashService {
             stash,
             access,
+            audit,
             peers,
         }
     }
@@ -90,7 +97,20 @@ impl<S: Store> TokenStash for StashService<S> {
                 chosen => Ok(input.with_token(Token::try_from(chosen)?)),
             })
             .inspect_err(|e| self.stash.metrics().failure("put", e))?;
-        let (token, expires_at) = self.stash.put(input).await?;
+        let (token, expires_at) = self.stash.put(input).await.inspect_err(|e| {
+            // A refused write is what broke logins elsewhere: the audit log must show it.
+            if !matches!(e, crate::StashError::AlreadyExists) {
+                self.audit.record(tessera_proto::audit::v1::Event {
+                    kind: "stash_write_failed".into(),
+                    outcome: "failure".into(),
+                    reason: e.code().into(),
+                    details: [("namespace".to_owned(), namespace.clone())]
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                });
+            }
+        })?;
         Ok(Response::new(pb::PutResponse {
             token: token.expose().to_owned(),
             expires_at_unix_ms: expires_at.as_i64(),
