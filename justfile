@@ -27,6 +27,7 @@ bench: _redis
     cargo bench -p tessera-token-stash --bench stash
     cargo bench -p tessera-session-jwt --bench tokens
     cargo bench -p tessera-login --bench logins
+    cargo bench -p tessera-audit --bench audit
 
 # Format the code.
 fmt:
