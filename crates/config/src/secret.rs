@@ -53,7 +53,9 @@ pub fn random_secret() -> Result<[u8; 32], String> {
     Ok(secret)
 }
 
-fn encode_hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes` (how secrets, digests and tokens derived from them are
+/// written).
+pub fn encode_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -176,6 +176,8 @@ impl Chromium {
                 let url = self.current_url().await.unwrap_or_default();
                 anyhow::bail!("{css} on {url} shows {seen:?}, never {text:?}");
             }
+            // The page changes on its own schedule (redirect chains); WebDriver has no
+            // event for "this text appeared", so ask again shortly.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

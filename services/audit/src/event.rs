@@ -89,7 +89,7 @@ pub fn reduce_ip(ip: &str, mode: IpMode, key: &[u8; 32]) -> String {
                 .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
             mac.update(parsed.to_string().as_bytes());
             let digest = mac.finalize().into_bytes();
-            digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+            tessera_config::secret::encode_hex(&digest[..8])
         }
     }
 }

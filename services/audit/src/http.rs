@@ -44,10 +44,9 @@ pub fn routes(dashboard: Arc<Dashboard>) -> Router {
 
 /// The dashboard cookie's value: derived from the token, never the token itself.
 fn cookie_value(token: &str) -> String {
-    Sha256::digest(format!("tessera-audit-dashboard|{token}").as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    tessera_config::secret::encode_hex(&Sha256::digest(
+        format!("tessera-audit-dashboard|{token}").as_bytes(),
+    ))
 }
 
 fn equal(a: &str, b: &str) -> bool {

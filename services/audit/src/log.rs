@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::event::StoredEvent;
 use crate::AuditError;
@@ -54,11 +54,7 @@ pub fn chain_hash(prev: &str, seq: u64, event: &StoredEvent) -> String {
     digest.update(seq.to_string().as_bytes());
     digest.update(b"|");
     digest.update(event.canonical().as_bytes());
-    digest
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    tessera_config::secret::encode_hex(&digest.finalize())
 }
 
 /// Where a verification found the chain broken.
@@ -83,6 +79,12 @@ pub struct Verified {
 
 /// Walks the file at `path` and checks every link of the chain.
 pub fn verify(path: &Path) -> Result<Result<Verified, Break>, AuditError> {
+    walk(path, |_| {})
+}
+
+/// Walks the chain as [`verify`] does, handing each verified record to `each` (so
+/// opening the log reads the file once).
+fn walk(path: &Path, mut each: impl FnMut(Record)) -> Result<Result<Verified, Break>, AuditError> {
     let file =
         File::open(path).map_err(|e| AuditError::Storage(format!("{}: {e}", path.display())))?;
     let mut prev_seq = 0;
@@ -139,6 +141,7 @@ pub fn verify(path: &Path) -> Result<Result<Verified, Break>, AuditError> {
                 prev_seq = record.seq;
                 prev_hash = record.hash.clone();
                 records += 1;
+                each(*record);
             }
             Err(_) => {
                 return broken(format!(
@@ -172,7 +175,8 @@ enum Job {
 pub struct AuditLog {
     jobs: mpsc::Sender<Job>,
     records: Arc<RwLock<Vec<Record>>>,
-    path: PathBuf,
+    /// The last durable sequence number, for callers that wait for records to arrive.
+    stored: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Job {
@@ -189,6 +193,7 @@ struct Writer {
     /// Each writer's last stored `writer_seq`, so a retried batch is not stored twice.
     writers: HashMap<String, u64>,
     records: Arc<RwLock<Vec<Record>>>,
+    stored: watch::Sender<u64>,
 }
 
 impl AuditLog {
@@ -203,23 +208,20 @@ impl AuditLog {
             File::create(&path).map_err(|e| AuditError::Storage(e.to_string()))?;
         }
         drop_torn_tail(&path)?;
-        let verified = verify(&path)?.map_err(|b| {
+        let mut records = Vec::new();
+        let mut writers = HashMap::new();
+        let verified = walk(&path, |record| {
+            writers.insert(record.event.writer.clone(), record.event.writer_seq);
+            records.push(record);
+        })?
+        .map_err(|b| {
             AuditError::Tampered(format!(
                 "line {}: {}; run `tessera-audit verify` and restore the log from a copy",
                 b.line, b.problem
             ))
         })?;
-        let mut records = Vec::new();
-        let mut writers = HashMap::new();
-        let file = File::open(&path).map_err(|e| AuditError::Storage(e.to_string()))?;
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(|e| AuditError::Storage(e.to_string()))?;
-            if let Ok(Line::Record(record)) = serde_json::from_str::<Line>(&line) {
-                writers.insert(record.event.writer.clone(), record.event.writer_seq);
-                records.push(*record);
-            }
-        }
         let records = Arc::new(RwLock::new(records));
+        let (stored_tx, stored) = watch::channel(verified.last_seq);
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -231,6 +233,7 @@ impl AuditLog {
             last_hash: verified.last_hash,
             writers,
             records: records.clone(),
+            stored: stored_tx,
         };
         let (jobs, inbox) = mpsc::channel();
         std::thread::Builder::new()
@@ -240,7 +243,7 @@ impl AuditLog {
         Ok(AuditLog {
             jobs,
             records,
-            path,
+            stored,
         })
     }
 
@@ -269,16 +272,25 @@ impl AuditLog {
             .map_err(|_| AuditError::Storage("the writer thread stopped".into()))?
     }
 
+    /// Waits until `ready` holds for the retained records, re-checking each time records
+    /// become durable; false if the log stopped first.
+    pub async fn wait_until(&self, ready: impl Fn(&[Record]) -> bool) -> bool {
+        let mut stored = self.stored.clone();
+        loop {
+            if self.read(&ready) {
+                return true;
+            }
+            if stored.changed().await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Runs `read` over the retained records (oldest first). A read lock, held only for
     /// the scan.
     pub fn read<T>(&self, read: impl FnOnce(&[Record]) -> T) -> T {
         let records = self.records.read().unwrap_or_else(|e| e.into_inner());
         read(&records)
-    }
-
-    /// The log file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -396,6 +408,7 @@ impl Writer {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .append(appended);
+        self.stored.send_replace(self.last_seq);
     }
 
     /// Rewrites the file without records older than `before`, starting with a

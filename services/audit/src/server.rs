@@ -89,7 +89,7 @@ fn admin_token(dir: &std::path::Path) -> Result<String, AuditError> {
     if created {
         tracing::warn!(path = %dir.join("admin.token").display(), "generated the audit admin token");
     }
-    Ok(secret.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(tessera_config::secret::encode_hex(&secret))
 }
 
 /// Opens the log and prepares the server.

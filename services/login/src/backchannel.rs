@@ -12,7 +12,7 @@ use crate::signing::{LogoutTokenClaims, BACKCHANNEL_LOGOUT_EVENT};
 pub async fn notify_sites(state: &AppState, central_sid: &str) -> usize {
     let stash = &state.backends.stash;
     let tokens = match stash
-        .list(crate::http::site_session_namespace(), central_sid)
+        .list(crate::http::codes::SITE_SESSION_NAMESPACE, central_sid)
         .await
     {
         Ok(tokens) => tokens,

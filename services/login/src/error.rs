@@ -46,17 +46,6 @@ impl LoginError {
         }
     }
 
-    /// The HTTP status this error is answered with when it reaches a request.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            LoginError::InvalidInput { .. } => 400,
-            LoginError::NotFound { .. } => 404,
-            LoginError::Duplicate { .. } => 409,
-            LoginError::Backend { .. } | LoginError::Directory(_) => 503,
-            LoginError::Config(_) | LoginError::Crypto(_) => 500,
-        }
-    }
-
     pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
         LoginError::InvalidInput {
             field,

@@ -83,11 +83,6 @@ impl Passwords {
         .unwrap_or(false);
         known && matched
     }
-
-    /// One argon2id hash of a throwaway password (for the benchmark's ceiling).
-    pub fn hash_once_blocking(&self, password: &str) -> Result<String, LoginError> {
-        hash_with(&self.argon, password)
-    }
 }
 
 fn hash_with(argon: &Argon2<'_>, password: &str) -> Result<String, LoginError> {

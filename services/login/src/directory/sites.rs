@@ -43,7 +43,7 @@ pub struct NewSite {
 impl Site {
     /// Whether `secret` is this site's secret, compared in constant time.
     pub fn secret_matches(&self, secret: &str) -> bool {
-        let presented = hex(&Sha256::digest(secret.as_bytes()));
+        let presented = secret_hash(secret);
         presented
             .as_bytes()
             .ct_eq(self.secret_hash.as_bytes())
@@ -51,8 +51,10 @@ impl Site {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// What is stored of a site secret: its SHA-256, hex. The secret has 256 random bits, so
+/// a fast hash is enough (no password-style stretching).
+fn secret_hash(secret: &str) -> String {
+    tessera_config::secret::encode_hex(&Sha256::digest(secret.as_bytes()))
 }
 
 /// A registrable URI: absolute http(s), no fragment; plain http only on loopback.
@@ -101,7 +103,7 @@ impl Directory {
         )
         .bind(site.client_id.as_str())
         .bind(site.display_name.clone().unwrap_or_else(|| site.client_id.to_string()))
-        .bind(hex(&Sha256::digest(secret.as_bytes())))
+        .bind(secret_hash(&secret))
         .bind(site.backchannel_logout_uri.clone())
         .bind(now.as_i64())
         .execute(&mut *tx)
@@ -141,7 +143,7 @@ impl Directory {
     pub async fn reset_site_secret(&self, client_id: &ClientId) -> Result<String, LoginError> {
         let secret = crate::random_text(32)?;
         let done = sqlx::query("UPDATE sites SET secret_hash = $1 WHERE client_id = $2")
-            .bind(hex(&Sha256::digest(secret.as_bytes())))
+            .bind(secret_hash(&secret))
             .bind(client_id.as_str())
             .execute(&self.pool)
             .await?;

@@ -1,7 +1,7 @@
 //! The public HTTP surface: OpenID Connect endpoints and the pages people see.
 
 mod authorize;
-mod codes;
+pub(crate) mod codes;
 mod discovery;
 mod logout;
 pub mod pages;
@@ -30,11 +30,6 @@ use crate::ratelimit::RateLimiter;
 use crate::signing::LoginKey;
 
 pub use codes::{CodeGrant, SiteSession};
-
-/// The stash namespace of site sessions, listed by central session at logout.
-pub fn site_session_namespace() -> &'static str {
-    codes::SITE_SESSION_NAMESPACE
-}
 
 /// Everything a request handler needs. Shared as `Arc<AppState>`.
 #[derive(Debug)]

@@ -11,17 +11,16 @@ use tessera_testkit::{
 use crate::support::issue;
 
 async fn wait_for_kinds(audit: &AuditHarness, kinds: &[&str]) -> Vec<tessera_audit::log::Record> {
-    let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
-    loop {
-        let records = audit.log.read(|r| r.to_vec());
-        let all = kinds
-            .iter()
-            .all(|k| records.iter().any(|r| r.event.kind == *k));
-        if all || tokio::time::Instant::now() > deadline {
-            return records;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let _ = tokio::time::timeout(
+        WAIT_LIMIT,
+        audit.log.wait_until(|records| {
+            kinds
+                .iter()
+                .all(|k| records.iter().any(|r| r.event.kind == *k))
+        }),
+    )
+    .await;
+    audit.log.read(|records| records.to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
