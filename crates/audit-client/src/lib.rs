@@ -212,10 +212,11 @@ impl AuditSink {
             config.service,
             id.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
-        let spool =
-            Spool::open(&config.spool_dir.join(format!("{writer}.spool"))).map_err(|e| {
-                AuditClientError::Config(format!("spool in {}: {e}", config.spool_dir.display()))
-            })?;
+        let own_spool = config.spool_dir.join(format!("{writer}.spool"));
+        let leftovers = leftover_spools(&config.spool_dir, config.service, &own_spool);
+        let spool = Spool::open(&own_spool).map_err(|e| {
+            AuditClientError::Config(format!("spool in {}: {e}", config.spool_dir.display()))
+        })?;
         let (queue, inbox) = mpsc::channel(config.queue_capacity.max(1));
         let shared = Arc::new(Shared {
             writer,
@@ -228,12 +229,17 @@ impl AuditSink {
             spool: Mutex::new(spool),
             counters,
         });
-        tokio::spawn(sender(
-            shared.clone(),
-            AuditClient::new(channel),
-            inbox,
-            config.batch_size.max(1),
-        ));
+        let client = AuditClient::new(channel);
+        let batch_size = config.batch_size.max(1);
+        if !leftovers.is_empty() {
+            tokio::spawn(adopt_leftovers(
+                shared.clone(),
+                client.clone(),
+                leftovers,
+                batch_size,
+            ));
+        }
+        tokio::spawn(sender(shared.clone(), client, inbox, batch_size));
         Ok(AuditSink {
             shared: Some(shared),
         })
@@ -312,10 +318,11 @@ async fn sender(
         {
             inbox.try_recv().ok()
         } else {
-            match tokio::time::timeout(Duration::from_secs(1), inbox.recv()).await {
-                Ok(Some(event)) => Some(event),
-                Ok(None) => return,
-                Err(_) => None,
+            // With the spool off, only the queue can hold events: the spool turns on when
+            // the queue is full (so this wakes) or when this task fails a send.
+            match inbox.recv().await {
+                Some(event) => Some(event),
+                None => return,
             }
         };
         if let Some(first) = first {
@@ -359,10 +366,25 @@ async fn sender(
 /// Sends the spool's events in order, retrying with backoff until the service answers;
 /// then turns the spool off if nothing new arrived meanwhile.
 async fn drain(shared: &Shared, client: &mut AuditClient<Channel>, batch_size: usize) {
+    drain_spool(shared, &shared.spool, client, batch_size, |spool| {
+        spool.active = false;
+    })
+    .await;
+}
+
+/// Sends everything in `spool`, in order, retrying with backoff while the service is
+/// away; when it is empty (checked under its lock, so nothing slips in between), resets
+/// it and runs `drained` under the same lock.
+async fn drain_spool(
+    shared: &Shared,
+    spool: &Mutex<Spool>,
+    client: &mut AuditClient<Channel>,
+    batch_size: usize,
+    drained: impl FnOnce(&mut Spool),
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let batch = match shared
-            .spool
+        let batch = match spool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .peek(batch_size)
@@ -374,23 +396,20 @@ async fn drain(shared: &Shared, client: &mut AuditClient<Channel>, batch_size: u
             }
         };
         if batch.is_empty() {
-            let mut spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
-            if spool.is_drained() {
-                if let Err(err) = spool.reset() {
-                    tracing::error!(error = %err, "the audit spool cannot be reset");
-                }
-                spool.active = false;
-                return;
+            let mut spool = spool.lock().unwrap_or_else(|e| e.into_inner());
+            if !spool.is_drained() {
+                // Only unreadable lines are left (a torn line from a crash): skip them.
+                tracing::warn!("skipping unreadable lines in the audit spool");
             }
-            continue;
+            if let Err(err) = spool.reset() {
+                tracing::error!(error = %err, "the audit spool cannot be reset");
+            }
+            drained(&mut spool);
+            return;
         }
         match send(shared, client, &batch).await {
             Ok(()) => {
-                shared
-                    .spool
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .consume(batch.len());
+                spool.lock().unwrap_or_else(|e| e.into_inner()).consume();
                 backoff = Duration::from_millis(100);
             }
             Err(()) => {
@@ -400,6 +419,52 @@ async fn drain(shared: &Shared, client: &mut AuditClient<Channel>, batch_size: u
             }
         }
     }
+}
+
+/// Sends what earlier processes of this service left in their spools (a crash or a stop
+/// while audit was away), then deletes those files. Their events keep their own writer
+/// ids and sequence numbers, so the audit service stores each exactly once.
+async fn adopt_leftovers(
+    shared: Arc<Shared>,
+    mut client: AuditClient<Channel>,
+    leftovers: Vec<PathBuf>,
+    batch_size: usize,
+) {
+    for path in leftovers {
+        let spool = match Spool::open(&path) {
+            Ok(spool) => Mutex::new(spool),
+            Err(err) => {
+                tracing::error!(path = %path.display(), error = %err, "cannot open a leftover audit spool");
+                continue;
+            }
+        };
+        drain_spool(&shared, &spool, &mut client, batch_size, |_| {}).await;
+        if let Err(err) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %err, "cannot remove a drained audit spool");
+        }
+    }
+}
+
+/// Spool files in `dir` that earlier processes of `service` left behind.
+fn leftover_spools(dir: &std::path::Path, service: &str, own: &std::path::Path) -> Vec<PathBuf> {
+    let prefix = format!("{service}-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.as_path() != own
+                && path.extension().is_some_and(|ext| ext == "spool")
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+                && std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 async fn send(

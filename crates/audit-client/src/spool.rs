@@ -1,9 +1,10 @@
 //! The spool: a local file of events waiting for the audit service, one base64 protobuf
-//! per line, sent from the front. A cursor (in memory) marks what was already
-//! delivered; the file is emptied once everything in it was.
+//! per line, sent from the front. A byte cursor (in memory) marks what was already
+//! delivered, so draining reads each line once; the file is emptied once everything in
+//! it was delivered.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead as _, BufReader, Seek as _, SeekFrom, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD;
@@ -14,8 +15,10 @@ use tessera_proto::audit::v1 as pb;
 pub(crate) struct Spool {
     path: PathBuf,
     file: File,
-    /// Lines already delivered.
-    delivered: usize,
+    /// Bytes of the file already delivered.
+    delivered: u64,
+    /// Bytes of the file the last [`Spool::peek`] returned events from.
+    peeked: u64,
     /// Whether new events must come here (to stay behind the ones already here).
     pub(crate) active: bool,
 }
@@ -40,6 +43,7 @@ impl Spool {
             path: path.to_owned(),
             file,
             delivered: 0,
+            peeked: 0,
             active: false,
         })
     }
@@ -53,16 +57,16 @@ impl Spool {
     /// Puts events in front of everything not yet delivered (a failed batch, which is
     /// older than anything spooled after it).
     pub(crate) fn prepend(&mut self, events: &[pb::Event]) -> std::io::Result<()> {
-        let pending = self.lines()?.split_off(self.delivered);
+        let mut pending = Vec::new();
+        let mut reader = File::open(&self.path)?;
+        reader.seek(SeekFrom::Start(self.delivered))?;
+        reader.read_to_end(&mut pending)?;
         let temp = self.path.with_extension("spool.new");
         {
             let mut out = File::create(&temp)?;
-            let text: String = events
-                .iter()
-                .map(line)
-                .chain(pending.into_iter().map(|l| l + "\n"))
-                .collect();
-            out.write_all(text.as_bytes())?;
+            let front: String = events.iter().map(line).collect();
+            out.write_all(front.as_bytes())?;
+            out.write_all(&pending)?;
             out.sync_all()?;
         }
         std::fs::rename(&temp, &self.path)?;
@@ -71,36 +75,48 @@ impl Spool {
             .append(true)
             .open(&self.path)?;
         self.delivered = 0;
+        self.peeked = 0;
         Ok(())
-    }
-
-    fn lines(&mut self) -> std::io::Result<Vec<String>> {
-        let mut reader = BufReader::new(File::open(&self.path)?);
-        reader.seek(SeekFrom::Start(0))?;
-        reader.lines().collect()
     }
 
     /// Up to `n` undelivered events, oldest first.
     pub(crate) fn peek(&mut self, n: usize) -> std::io::Result<Vec<pb::Event>> {
-        Ok(self
-            .lines()?
-            .into_iter()
-            .skip(self.delivered)
-            .take(n)
-            .filter_map(|l| STANDARD.decode(l.trim()).ok())
-            .filter_map(|bytes| pb::Event::decode(bytes.as_slice()).ok())
-            .collect())
+        let mut reader = BufReader::new(File::open(&self.path)?);
+        reader.seek(SeekFrom::Start(self.delivered))?;
+        let mut events = Vec::new();
+        let mut consumed = 0u64;
+        let mut text = String::new();
+        while events.len() < n {
+            text.clear();
+            let read = reader.read_line(&mut text)?;
+            // Only whole lines count; a line still being appended is read next time.
+            if read == 0 || !text.ends_with('\n') {
+                break;
+            }
+            consumed += read as u64;
+            if let Some(event) = STANDARD
+                .decode(text.trim())
+                .ok()
+                .and_then(|bytes| pb::Event::decode(bytes.as_slice()).ok())
+            {
+                events.push(event);
+            }
+        }
+        self.peeked = consumed;
+        Ok(events)
     }
 
-    /// Marks `n` more events delivered.
-    pub(crate) fn consume(&mut self, n: usize) {
-        self.delivered += n;
+    /// Marks the events of the last [`Spool::peek`] delivered.
+    pub(crate) fn consume(&mut self) {
+        self.delivered += self.peeked;
+        self.peeked = 0;
     }
 
     /// Whether everything in the file was delivered.
-    pub(crate) fn is_drained(&mut self) -> bool {
-        self.lines()
-            .map(|l| l.len() <= self.delivered)
+    pub(crate) fn is_drained(&self) -> bool {
+        self.file
+            .metadata()
+            .map(|m| m.len() <= self.delivered)
             .unwrap_or(false)
     }
 
@@ -109,6 +125,7 @@ impl Spool {
         self.file.set_len(0)?;
         self.file.sync_all()?;
         self.delivered = 0;
+        self.peeked = 0;
         Ok(())
     }
 }

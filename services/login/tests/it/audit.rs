@@ -54,20 +54,21 @@ async fn sign_ins_succeed_while_audit_is_down_and_every_event_arrives_once_in_or
 
     // Each sign-in is witnessed three times: login_succeeded, code_issued, code_redeemed.
     let expected: Vec<u64> = (1..=30).collect();
-    let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
-    let seqs = loop {
-        let seqs: Vec<u64> = audit.log.read(|records| {
-            records
-                .iter()
-                .filter(|r| r.event.writer == writer)
-                .map(|r| r.event.writer_seq)
-                .collect()
-        });
-        if seqs.len() >= expected.len() || tokio::time::Instant::now() > deadline {
-            break seqs;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let writer_seqs = |records: &[tessera_audit::log::Record]| -> Vec<u64> {
+        records
+            .iter()
+            .filter(|r| r.event.writer == writer)
+            .map(|r| r.event.writer_seq)
+            .collect()
     };
+    let _ = tokio::time::timeout(
+        WAIT_LIMIT,
+        audit
+            .log
+            .wait_until(|records| writer_seqs(records).len() >= expected.len()),
+    )
+    .await;
+    let seqs = audit.log.read(writer_seqs);
     assert_eq!(seqs, expected, "every event once, in order");
     let kinds: Vec<String> = audit
         .log
@@ -79,4 +80,53 @@ async fn sign_ins_succeed_while_audit_is_down_and_every_event_arrives_once_in_or
         metrics.contains("tessera_audit_events_dropped_total 0"),
         "nothing was dropped: {metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_an_earlier_process_left_in_its_spool_are_delivered_once_by_the_next_one() {
+    use base64::Engine as _;
+    use prost::Message as _;
+
+    let pki = Arc::new(TestPki::new().expect("pki"));
+    let audit_dir = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("spool");
+    // What a login process that stopped while audit was away leaves behind.
+    let leftover: String = (1..=2u64)
+        .map(|seq| {
+            let event = tessera_proto::audit::v1::Event {
+                time_unix_ms: 1_800_000_000_000,
+                service: "login".into(),
+                kind: "logout".into(),
+                outcome: "success".into(),
+                writer: "login-0123456789ab".into(),
+                writer_seq: seq,
+                ..Default::default()
+            };
+            format!(
+                "{}\n",
+                base64::engine::general_purpose::STANDARD.encode(event.encode_to_vec())
+            )
+        })
+        .collect();
+    std::fs::write(spool.path().join("login-0123456789ab.spool"), leftover).expect("spool");
+
+    let audit = AuditHarness::start(pki.clone(), audit_dir.path())
+        .await
+        .expect("audit");
+    let (url, spool_dir) = (audit.url(), spool.path().to_owned());
+    let _stack = LoginStack::start_with_pki(pki, None, None, move |c| {
+        c.audit.url = url;
+        c.audit.spool_dir = spool_dir;
+    })
+    .await
+    .expect("stack");
+    let adopted = |records: &[tessera_audit::log::Record]| -> Vec<u64> {
+        records
+            .iter()
+            .filter(|r| r.event.writer == "login-0123456789ab")
+            .map(|r| r.event.writer_seq)
+            .collect()
+    };
+    let _ = tokio::time::timeout(WAIT_LIMIT, audit.log.wait_until(|r| adopted(r).len() >= 2)).await;
+    assert_eq!(audit.log.read(adopted), vec![1, 2]);
 }
