@@ -231,3 +231,36 @@ impl StoredEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ips_are_truncated_or_keyed_hashed_and_never_kept_whole() {
+        let key = [7u8; 32];
+        assert_eq!(
+            reduce_ip("203.0.113.77", IpMode::Truncate, &key),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            reduce_ip("2001:db8:1:2::5", IpMode::Truncate, &key),
+            "2001:db8:1::/48"
+        );
+        let hashed = reduce_ip("203.0.113.77", IpMode::Hash, &key);
+        assert_eq!(hashed.len(), 16);
+        assert!(!hashed.contains("203"));
+        assert_eq!(
+            hashed,
+            reduce_ip("203.0.113.77", IpMode::Hash, &key),
+            "stable per key"
+        );
+        assert_ne!(
+            hashed,
+            reduce_ip("203.0.113.77", IpMode::Hash, &[8u8; 32]),
+            "keyed"
+        );
+        assert_eq!(reduce_ip("not an ip", IpMode::Truncate, &key), "invalid");
+        assert_eq!(reduce_ip("", IpMode::Hash, &key), "");
+    }
+}

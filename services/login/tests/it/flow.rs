@@ -176,3 +176,24 @@ async fn discovery_names_every_endpoint_and_only_s256_and_eddsa() {
     );
     assert_eq!(doc["backchannel_logout_supported"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_user_gets_no_single_sign_on_from_an_existing_session() {
+    let world = world().await;
+    let mut browser = Browser::new().expect("browser");
+    world.code(&mut browser, &Pkce::new("before")).await;
+    let name = tessera_login::directory::UserName::try_from("alice").expect("name");
+    world
+        .stack
+        .login
+        .directory
+        .set_disabled(&name, true)
+        .await
+        .expect("disabled");
+    let answer = browser
+        .get(&world.authorize_url(&Pkce::new("after"), &[]))
+        .await
+        .expect("authorize");
+    assert_eq!(answer.status, 200, "the form, not a code");
+    assert!(answer.body.contains("name=\"password\""));
+}
