@@ -1,11 +1,13 @@
-//! What the `user` and `site` subcommands do, as library functions (the binary only
-//! parses arguments and prints).
+//! The `user` and `site` subcommands: their arguments and what they do (the binary only
+//! parses the command line and dispatches here).
 
-use std::io::BufRead as _;
-use std::path::Path;
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
 
-use tessera_clock::UnixMillis;
+use clap::Subcommand;
+use tessera_clock::{Clock as _, SystemClock, UnixMillis};
 
+use crate::config::LoginConfig;
 use crate::directory::{ClientId, Directory, NewSite, UserName};
 use crate::password::Passwords;
 use crate::LoginError;
@@ -148,4 +150,196 @@ fn write_private(path: &Path, secret: &str) -> Result<(), LoginError> {
     let mut file = options.open(path).map_err(fail)?;
     file.write_all(secret.as_bytes()).map_err(fail)?;
     file.sync_all().map_err(fail)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. The password is read from a prompt, or from stdin when piped.
+    Add {
+        /// Sign-in name (3-20 of a-z 0-9 . _ -).
+        name: String,
+        /// Succeed without changes if the user exists.
+        #[arg(long)]
+        if_absent: bool,
+    },
+    /// Set a user's password (prompt or stdin).
+    Passwd { name: String },
+    /// Disable a user: no new sign-ins, and their SSO stops.
+    Disable {
+        name: String,
+        /// Enable the user again instead.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Enrol TOTP as a second factor; prints the secret and an otpauth:// URI.
+    TotpEnroll { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Register a site; prints its secret once (only a hash is stored).
+    Add {
+        /// Client id (3-20 of a-z 0-9 -).
+        client_id: String,
+        /// An exact redirect URI (repeatable; at least one).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// An exact post-logout redirect URI (repeatable).
+        #[arg(long = "post-logout-uri")]
+        post_logout_uris: Vec<String>,
+        /// Where logout tokens are POSTed.
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// The name people see on the sign-in page.
+        #[arg(long)]
+        name: Option<String>,
+        /// Succeed without changes if the site exists.
+        #[arg(long)]
+        if_absent: bool,
+        /// Also write the secret to this file (mode 0600), e.g. for a site's deployment.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Give a site a new secret (the old one stops working at once); prints it once.
+    ResetSecret {
+        client_id: String,
+        /// Write the secret to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// List registered sites.
+    List,
+}
+
+/// Runs a `user` subcommand, printing what it did.
+pub async fn user(config: &LoginConfig, command: UserCommand) -> Result<(), LoginError> {
+    let directory = Directory::open(&config.database_url).await?;
+    let result = run_user(&directory, config, command).await;
+    directory.close().await;
+    result
+}
+
+async fn run_user(
+    directory: &Directory,
+    config: &LoginConfig,
+    command: UserCommand,
+) -> Result<(), LoginError> {
+    let now = SystemClock.now();
+    let mut out = std::io::stdout();
+    match command {
+        UserCommand::Add { name, if_absent } => {
+            let password = read_new_password()?;
+            match add_user(directory, &name, password, if_absent, now).await? {
+                Some(id) => writeln!(out, "added user {name} (id {id})").map_err(printing)?,
+                None => {
+                    writeln!(out, "user {name} already exists; left unchanged").map_err(printing)?
+                }
+            }
+        }
+        UserCommand::Passwd { name } => {
+            let password = read_new_password()?;
+            set_password(directory, &name, password).await?;
+            writeln!(out, "password of {name} changed").map_err(printing)?;
+        }
+        UserCommand::Disable { name, enable } => {
+            set_disabled(directory, &name, !enable).await?;
+            writeln!(
+                out,
+                "user {name} {}",
+                if enable { "enabled" } else { "disabled" }
+            )
+            .map_err(printing)?;
+        }
+        UserCommand::TotpEnroll { name } => {
+            let issuer = if config.public_url.is_empty() {
+                "Tessera".to_owned()
+            } else {
+                config.issuer()
+            };
+            let (secret, uri) = enroll_totp(directory, &name, &issuer).await?;
+            writeln!(out, "TOTP enrolled for {name}. Add it to an authenticator app:\n  secret: {secret}\n  uri:    {uri}").map_err(printing)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a `site` subcommand, printing what it did.
+pub async fn site(config: &LoginConfig, command: SiteCommand) -> Result<(), LoginError> {
+    let directory = Directory::open(&config.database_url).await?;
+    let result = run_site(&directory, command).await;
+    directory.close().await;
+    result
+}
+
+async fn run_site(directory: &Directory, command: SiteCommand) -> Result<(), LoginError> {
+    let now = SystemClock.now();
+    let mut out = std::io::stdout();
+    match command {
+        SiteCommand::Add {
+            client_id,
+            redirect_uris,
+            post_logout_uris,
+            backchannel_logout_uri,
+            name,
+            if_absent,
+            secret_file,
+        } => {
+            let site = NewSite {
+                client_id: self::client_id(&client_id)?,
+                display_name: name,
+                redirect_uris,
+                post_logout_uris,
+                backchannel_logout_uri,
+            };
+            match add_site(directory, site, if_absent, secret_file.as_deref(), now).await? {
+                Some(_) if secret_file.is_some() => {
+                    writeln!(out, "added site {client_id}; its secret is in the --secret-file (shown only once)").map_err(printing)?
+                }
+                Some(secret) => writeln!(out, "added site {client_id}\nclient secret (shown only once; only a hash is stored):\n{secret}").map_err(printing)?,
+                None => writeln!(out, "site {client_id} already exists; left unchanged").map_err(printing)?,
+            }
+        }
+        SiteCommand::ResetSecret {
+            client_id,
+            secret_file,
+        } => {
+            let secret = reset_site_secret(directory, &client_id, secret_file.as_deref()).await?;
+            if secret_file.is_some() {
+                writeln!(
+                    out,
+                    "new secret for {client_id} written to the --secret-file"
+                )
+                .map_err(printing)?;
+            } else {
+                writeln!(
+                    out,
+                    "new client secret for {client_id} (shown only once):\n{secret}"
+                )
+                .map_err(printing)?;
+            }
+        }
+        SiteCommand::List => {
+            let sites = directory.sites().await?;
+            if sites.is_empty() {
+                writeln!(out, "no sites registered; add one with: tessera-login site add <client-id> --redirect-uri <uri>").map_err(printing)?;
+            }
+            for site in sites {
+                writeln!(
+                    out,
+                    "{}\t{}\n  redirect: {}\n  post-logout: {}\n  back-channel: {}",
+                    site.client_id,
+                    site.display_name,
+                    site.redirect_uris.join(" "),
+                    site.post_logout_uris.join(" "),
+                    site.backchannel_logout_uri.as_deref().unwrap_or("-")
+                )
+                .map_err(printing)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn printing(e: std::io::Error) -> LoginError {
+    LoginError::Config(format!("cannot write to standard output: {e}"))
 }

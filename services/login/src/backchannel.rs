@@ -4,15 +4,15 @@
 //! miss it still lose the session: its tokens are revoked at the session service and
 //! its refresh fails.
 
-use crate::http::AppState;
 use crate::signing::{LogoutTokenClaims, BACKCHANNEL_LOGOUT_EVENT};
+use crate::state::AppState;
 
 /// Sends logout tokens for the site sessions of `central_sid`; how many sites
 /// acknowledged.
 pub async fn notify_sites(state: &AppState, central_sid: &str) -> usize {
     let stash = &state.backends.stash;
     let tokens = match stash
-        .list(crate::http::codes::SITE_SESSION_NAMESPACE, central_sid)
+        .list(crate::codes::SITE_SESSION_NAMESPACE, central_sid)
         .await
     {
         Ok(tokens) => tokens,
@@ -26,7 +26,7 @@ pub async fn notify_sites(state: &AppState, central_sid: &str) -> usize {
         let Ok(Some(bytes)) = stash.get(&token).await else {
             continue;
         };
-        let Ok(session) = serde_json::from_slice::<crate::http::SiteSession>(&bytes) else {
+        let Ok(session) = serde_json::from_slice::<crate::codes::SiteSession>(&bytes) else {
             continue;
         };
         let Ok(Some(site)) = state.directory.site(&session.client_id).await else {
@@ -41,7 +41,7 @@ pub async fn notify_sites(state: &AppState, central_sid: &str) -> usize {
     results.into_iter().filter(|delivered| *delivered).count()
 }
 
-async fn deliver(state: &AppState, uri: String, session: crate::http::SiteSession) -> bool {
+async fn deliver(state: &AppState, uri: String, session: crate::codes::SiteSession) -> bool {
     let now = state.clock.now().0 / 1000;
     let jti = crate::random_text(12).unwrap_or_default();
     let token = state.key.sign(&LogoutTokenClaims {

@@ -10,6 +10,8 @@
 pub mod admin_cli;
 pub mod backchannel;
 pub mod backends;
+pub mod client_ip;
+pub mod codes;
 pub mod config;
 pub mod directory;
 mod error;
@@ -20,6 +22,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod server;
 pub mod signing;
+pub mod state;
 pub mod totp;
 
 pub use error::LoginError;

@@ -14,10 +14,11 @@ use crate::backends::Backends;
 use crate::config::{login_identity, LoginConfig};
 use crate::directory::Directory;
 use crate::flow::FlowSigner;
-use crate::http::{self, AppState, Shared};
+use crate::http;
 use crate::metrics::LoginMetrics;
 use crate::password::Passwords;
 use crate::signing::{flow_key, LoginKey};
+use crate::state::{AppState, Shared};
 use crate::LoginError;
 
 /// The two sockets the service serves on, bound by the caller.

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::{pages, session_cookie, unavailable, Shared};
+use super::respond::unavailable;
+use super::{pages, session_cookie};
+use crate::state::Shared;
 
 /// `GET /.well-known/openid-configuration`.
 pub async fn openid_configuration(State(state): State<Shared>) -> Response {

@@ -14,11 +14,12 @@ use axum::Form;
 use serde::Deserialize;
 use tessera_verify::{verify_signed_json, Jwks};
 
-use super::authorize::with_params;
-use super::{pages, see_other, session_cookie, unavailable, AppState, Shared};
+use super::respond::{see_other, unavailable, with_params};
+use super::{pages, session_cookie};
 use crate::backends::{revoke_family, revoke_session};
 use crate::flow::{FlowState, Stage};
 use crate::signing::IdTokenClaims;
+use crate::state::{AppState, Shared};
 use crate::LoginError;
 
 /// How long the confirmation form stays valid.
@@ -145,7 +146,7 @@ pub async fn confirm(State(state): State<Shared>, Form(form): Form<ConfirmForm>)
 async fn end_family(state: &AppState, central_sid: &str) -> Result<(), LoginError> {
     state.backends.revoke(revoke_family(central_sid)).await?;
     crate::backchannel::notify_sites(state, central_sid).await;
-    state.witness(super::Witnessed {
+    state.witness(crate::state::Witnessed {
         kind: "logout",
         ..Default::default()
     });

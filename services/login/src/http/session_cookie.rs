@@ -7,7 +7,7 @@ use serde::Deserialize;
 use tessera_proto::session::v1 as pb;
 use tessera_verify::cookie;
 
-use super::AppState;
+use crate::state::AppState;
 use crate::LoginError;
 
 /// Cookie scope of the central session JWT.

@@ -14,10 +14,11 @@ use base64::Engine as _;
 use serde_json::json;
 use tessera_proto::session::v1 as pb;
 
-use super::codes::{self, CodeRefusal};
-use super::{pages, AppState, Shared};
+use super::pages;
+use crate::codes::{self, CodeRefusal};
 use crate::directory::Site;
 use crate::signing::IdTokenClaims;
+use crate::state::{AppState, Shared};
 use crate::LoginError;
 
 /// An RFC 6749 section 5.2 error.
@@ -221,7 +222,7 @@ async fn authorization_code(
     let verifier = required(form, "code_verifier")?;
     let refuse = |reason: &'static str, description: &str| {
         state.metrics.code_failures.inc(reason);
-        state.witness(super::Witnessed {
+        state.witness(crate::state::Witnessed {
             kind: "code_rejected",
             failure: true,
             reason,
@@ -288,7 +289,7 @@ async fn authorization_code(
     codes::record_redemption(state, code, &grant, &tokens.session_id, session_ttl)
         .await
         .map_err(|e| OAuthError::unavailable(&e))?;
-    state.witness(super::Witnessed {
+    state.witness(crate::state::Witnessed {
         kind: "code_redeemed",
         user_id: &grant.user_id,
         user_name: &grant.user_name,

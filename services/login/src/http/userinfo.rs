@@ -9,10 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use serde_json::json;
 
+use super::pages;
 use super::session_cookie::unverified_claims;
 use super::token::{authenticate_site, single_valued, OAuthError};
-use super::{pages, Shared};
 use crate::backends::{revoke_refresh_token, revoke_session};
+use crate::state::Shared;
 
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut response = (

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 use tessera_stash_client::{Lookup, Stored};
 
-use super::AppState;
 use crate::flow::AuthorizeRequest;
+use crate::state::AppState;
 use crate::LoginError;
 
 const CODE_NAMESPACE: &str = "login-code";
@@ -98,7 +98,7 @@ pub async fn mint(
         .put_single_use(CODE_NAMESPACE, value, state.config.code_ttl())
         .await?;
     state.metrics.codes_issued.inc();
-    state.witness(super::Witnessed {
+    state.witness(crate::state::Witnessed {
         kind: "code_issued",
         user_id,
         user_name,

@@ -1,0 +1,289 @@
+//! Signing in: the password form, the second factor, and what follows success (the
+//! central session and a code for the site).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use serde::Deserialize;
+use tessera_proto::session::v1 as pb;
+
+use super::pages;
+use super::respond::{
+    form_page, open_flow, problem_page, redirect_with_code, seal, see_other, tampered, too_many,
+    unavailable,
+};
+use super::session_cookie;
+use crate::client_ip::client_ip;
+use crate::codes;
+use crate::directory::UserName;
+use crate::flow::{AuthorizeRequest, FlowState, Stage};
+use crate::state::{AppState, Shared, Witnessed};
+use crate::LoginError;
+
+/// How long the second-factor step stays open after the password was accepted.
+const TOTP_STEP_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    flow: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /login`: name and password.
+pub async fn password(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let now = state.clock.now();
+    let flow = match begin_attempt(&state, peer, &headers, &form.flow) {
+        Ok(flow) => flow,
+        Err(response) => return *response,
+    };
+    let (Some(request), Stage::Password) = (flow.request.clone(), &flow.stage) else {
+        return tampered(&state);
+    };
+    let site = match state.directory.site(&request.client_id).await {
+        Ok(Some(site)) => site,
+        Ok(None) => {
+            return problem_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Unknown site",
+                "The site you were signing in to is no longer registered.",
+            )
+        }
+        Err(err) => return unavailable(&state, &err),
+    };
+    let account_key = form.username.trim().to_lowercase();
+    let ip = client_ip(&state, peer, &headers);
+    if let Err(wait) = state.account_limiter.attempt(&account_key, now) {
+        state.metrics.rate_limited.inc("account");
+        state.witness(Witnessed {
+            kind: "rate_limited",
+            failure: true,
+            reason: "account",
+            user_name: &account_key,
+            site: &request.client_id,
+            client_ip: &ip,
+            headers: Some(&headers),
+            ..Default::default()
+        });
+        return too_many(&state, wait, "for this account");
+    }
+    let user = match UserName::try_from(form.username.as_str()) {
+        Ok(name) => match state.directory.user_by_name(&name).await {
+            Ok(user) => user,
+            Err(err) => return unavailable(&state, &err),
+        },
+        Err(_) => None,
+    };
+    // One argon2id hash whether or not the user exists, and one message for every
+    // failure, so neither timing nor text tells which names exist.
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let matched = state.passwords.verify(stored, form.password).await;
+    let user = match user {
+        Some(user) if matched && !user.disabled => user,
+        _ => {
+            state.metrics.logins.inc("bad_credentials");
+            let user_id = user.as_ref().map(|u| u.id.clone()).unwrap_or_default();
+            state.witness(Witnessed {
+                kind: "login_failed",
+                failure: true,
+                reason: "bad_credentials",
+                user_id: &user_id,
+                user_name: &account_key,
+                site: &request.client_id,
+                client_ip: &ip,
+                headers: Some(&headers),
+            });
+            return form_page(
+                &state,
+                &site,
+                &form.flow,
+                &form.username,
+                Some("The user name or password is not right. Check both and try again."),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    if user.totp_secret.is_some() {
+        let flow = seal(
+            &state,
+            request,
+            Stage::Totp { user_id: user.id },
+            TOTP_STEP_TTL,
+        );
+        return pages::page(
+            StatusCode::OK,
+            "Enter your code",
+            &pages::totp_form(&site.display_name, &flow, None),
+            state.dev(),
+        );
+    }
+    complete(&state, &request, &user.id, &user.name, &ip, &headers).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TotpForm {
+    #[serde(default)]
+    flow: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /login/totp`: the second factor.
+pub async fn totp(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<TotpForm>,
+) -> Response {
+    let now = state.clock.now();
+    let flow = match begin_attempt(&state, peer, &headers, &form.flow) {
+        Ok(flow) => flow,
+        Err(response) => return *response,
+    };
+    let (Some(request), Stage::Totp { user_id }) = (flow.request.clone(), &flow.stage) else {
+        return tampered(&state);
+    };
+    if let Err(wait) = state
+        .account_limiter
+        .attempt(&format!("totp:{user_id}"), now)
+    {
+        state.metrics.rate_limited.inc("account");
+        return too_many(&state, wait, "for this account");
+    }
+    let (site, user) = match (
+        state.directory.site(&request.client_id).await,
+        state.directory.user_by_id(user_id).await,
+    ) {
+        (Ok(Some(site)), Ok(Some(user))) if !user.disabled => (site, user),
+        (Err(err), _) | (_, Err(err)) => return unavailable(&state, &err),
+        _ => return tampered(&state),
+    };
+    let Some(secret) = &user.totp_secret else {
+        return tampered(&state);
+    };
+    let ip = client_ip(&state, peer, &headers);
+    let retry = |reason: &str, message: &str| {
+        state.metrics.logins.inc("bad_totp");
+        state.witness(Witnessed {
+            kind: "login_failed",
+            failure: true,
+            reason,
+            user_id: &user.id,
+            user_name: &user.name,
+            site: &request.client_id,
+            client_ip: &ip,
+            headers: Some(&headers),
+        });
+        pages::page(
+            StatusCode::UNAUTHORIZED,
+            "Enter your code",
+            &pages::totp_form(&site.display_name, &form.flow, Some(message)),
+            state.dev(),
+        )
+    };
+    let Some(step) = crate::totp::matching_step(secret, &form.code, now.0 / 1000) else {
+        return retry(
+            "bad_totp",
+            "That code is not right. Enter the 6-digit code your authenticator app shows now.",
+        );
+    };
+    match state.directory.use_totp_step(&user.id, step).await {
+        Ok(true) => complete(&state, &request, &user.id, &user.name, &ip, &headers).await,
+        Ok(false) => retry(
+            "totp_reused",
+            "That code was already used. Wait for your app to show the next code, then enter it.",
+        ),
+        Err(err) => unavailable(&state, &err),
+    }
+}
+
+/// The person is authenticated: start the central session, set its cookies, and send
+/// the browser back to the site with a code.
+async fn complete(
+    state: &AppState,
+    request: &AuthorizeRequest,
+    user_id: &str,
+    user_name: &str,
+    ip: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let issued = state
+        .backends
+        .issue(pb::IssueRequest {
+            user_id: user_id.to_owned(),
+            user_name: user_name.to_owned(),
+            audience: state.config.central_audience.clone(),
+            parent_session_id: String::new(),
+        })
+        .await;
+    let tokens = match issued {
+        Ok(tokens) => tokens,
+        Err(refusal) => return unavailable(state, &LoginError::from(refusal)),
+    };
+    state.metrics.logins.inc("succeeded");
+    state.witness(Witnessed {
+        kind: "login_succeeded",
+        user_id,
+        user_name,
+        site: &request.client_id,
+        client_ip: ip,
+        headers: Some(headers),
+        ..Default::default()
+    });
+    tracing::info!(user = %user_name, site = %request.client_id, "signed in");
+    let auth_time = state.clock.now().0 / 1000;
+    match codes::mint(
+        state,
+        request,
+        user_id,
+        user_name,
+        &tokens.session_id,
+        auth_time,
+    )
+    .await
+    {
+        Ok(code) => see_other(
+            &redirect_with_code(request, &code),
+            &session_cookie::store(state, &tokens),
+        ),
+        Err(err) => unavailable(state, &err),
+    }
+}
+
+/// What every form post does first: count it against the client IP's limit, then open
+/// the signed flow state it carries.
+fn begin_attempt(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    flow: &str,
+) -> Result<FlowState, Box<Response>> {
+    state.metrics.requests.inc("anon");
+    let ip = client_ip(state, peer, headers);
+    if let Err(wait) = state.ip_limiter.attempt(&ip, state.clock.now()) {
+        state.metrics.rate_limited.inc("ip");
+        state.witness(Witnessed {
+            kind: "rate_limited",
+            failure: true,
+            reason: "ip",
+            client_ip: &ip,
+            headers: Some(headers),
+            ..Default::default()
+        });
+        return Err(Box::new(too_many(state, wait, "from your network")));
+    }
+    open_flow(state, flow)
+}

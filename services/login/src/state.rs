@@ -1,0 +1,171 @@
+//! The state every request handler shares, and the audit events handlers witness.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{header, HeaderMap};
+use tessera_clock::{SharedClock, UnixMillis};
+use tessera_verify::Jwks;
+
+use crate::backends::Backends;
+use crate::config::LoginConfig;
+use crate::directory::Directory;
+use crate::flow::FlowSigner;
+use crate::metrics::LoginMetrics;
+use crate::password::Passwords;
+use crate::ratelimit::RateLimiter;
+use crate::signing::LoginKey;
+
+/// Everything a request handler needs. Shared as `Arc<AppState>`.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration.
+    pub config: LoginConfig,
+    /// The OpenID issuer (public URL, no trailing slash).
+    pub issuer: String,
+    /// Users and sites.
+    pub directory: Directory,
+    /// argon2id.
+    pub passwords: Passwords,
+    /// Signed login-form state.
+    pub flow: FlowSigner,
+    /// ID-token and logout-token key.
+    pub key: LoginKey,
+    /// Session service and stash.
+    pub backends: Backends,
+    /// Time.
+    pub clock: SharedClock,
+    /// Metrics.
+    pub metrics: Arc<LoginMetrics>,
+    /// Attempts per client IP.
+    pub ip_limiter: RateLimiter,
+    /// Attempts per account.
+    pub account_limiter: RateLimiter,
+    /// For back-channel logout deliveries.
+    pub http: reqwest::Client,
+    /// Security events for the audit log (never waits on it).
+    pub audit: tessera_audit_client::AuditSink,
+    /// The published keys, refetched from the session service at most every 10 s. A std
+    /// mutex: held to read or replace the cached value, never across the fetch.
+    jwks_cache: Mutex<Option<(UnixMillis, Jwks)>>,
+}
+
+/// The shared state.
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Assembles the state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: LoginConfig,
+        directory: Directory,
+        passwords: Passwords,
+        flow: FlowSigner,
+        key: LoginKey,
+        backends: Backends,
+        clock: SharedClock,
+        metrics: Arc<LoginMetrics>,
+        audit: tessera_audit_client::AuditSink,
+    ) -> Result<Self, crate::LoginError> {
+        let minute = Duration::from_secs(60);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.backchannel_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| crate::LoginError::Config(format!("HTTP client: {e}")))?;
+        Ok(AppState {
+            issuer: config.issuer(),
+            ip_limiter: RateLimiter::new(config.attempts_per_ip_per_minute, minute),
+            account_limiter: RateLimiter::new(config.attempts_per_account_per_minute, minute),
+            config,
+            directory,
+            passwords,
+            flow,
+            key,
+            backends,
+            clock,
+            metrics,
+            http,
+            audit,
+            jwks_cache: Mutex::new(None),
+        })
+    }
+
+    /// Whether the development banner shows.
+    pub fn dev(&self) -> bool {
+        self.config.dev_insecure_http
+    }
+
+    /// The JWKS sites verify with: the session keys and the login key.
+    pub async fn jwks(&self) -> Result<Jwks, crate::LoginError> {
+        let now = self.clock.now();
+        if let Some((at, jwks)) = self
+            .jwks_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            if now.saturating_since(*at) < Duration::from_secs(10) {
+                return Ok(jwks.clone());
+            }
+        }
+        let mut jwks = self.backends.session_jwks().await?;
+        jwks.keys.push(self.key.jwk());
+        *self.jwks_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, jwks.clone()));
+        Ok(jwks)
+    }
+}
+
+/// One audit event, as the login service witnessed it.
+#[derive(Debug, Default)]
+pub struct Witnessed<'a> {
+    pub kind: &'a str,
+    pub failure: bool,
+    pub reason: &'a str,
+    pub user_id: &'a str,
+    pub user_name: &'a str,
+    pub site: &'a str,
+    pub client_ip: &'a str,
+    pub headers: Option<&'a HeaderMap>,
+}
+
+impl AppState {
+    /// Records `event` for the audit log (never waits).
+    pub fn witness(&self, event: Witnessed<'_>) {
+        let user_agent = event
+            .headers
+            .and_then(|h| h.get(header::USER_AGENT))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        self.audit.record(tessera_proto::audit::v1::Event {
+            kind: event.kind.to_owned(),
+            outcome: if event.failure { "failure" } else { "success" }.to_owned(),
+            reason: event.reason.to_owned(),
+            user_id: event.user_id.to_owned(),
+            user_name: event.user_name.chars().take(64).collect(),
+            site: event.site.to_owned(),
+            client_ip: event.client_ip.to_owned(),
+            user_agent_class: user_agent_class(user_agent).to_owned(),
+            ..Default::default()
+        });
+    }
+}
+
+/// `browser`, `bot`, `app` or `unknown`, from a `User-Agent`.
+pub fn user_agent_class(user_agent: &str) -> &'static str {
+    let lower = user_agent.to_ascii_lowercase();
+    if lower.is_empty() {
+        "unknown"
+    } else if [
+        "bot", "crawl", "spider", "curl", "wget", "python", "scrapy", "headless",
+    ]
+    .iter()
+    .any(|marker| lower.contains(marker))
+    {
+        "bot"
+    } else if lower.starts_with("mozilla/") {
+        "browser"
+    } else {
+        "app"
+    }
+}
