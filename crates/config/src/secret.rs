@@ -18,6 +18,12 @@ pub fn read_secret(path: &Path) -> Result<Option<[u8; 32]>, String> {
 /// Writes `secret` to a new file at `path` (creating its directory); refuses to replace
 /// an existing file.
 pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), String> {
+    create_private_file(path, encode_hex(secret).as_bytes())
+}
+
+/// Creates `path` (which must not exist yet) readable by its owner only (0600), holding
+/// `contents`, durably: how every file holding a secret is made.
+pub fn create_private_file(path: &Path, contents: &[u8]) -> Result<(), String> {
     let fail = |err: std::io::Error| format!("cannot write {}: {err}", path.display());
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(fail)?;
@@ -30,8 +36,7 @@ pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), String> {
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(fail)?;
-    file.write_all(encode_hex(secret).as_bytes())
-        .map_err(fail)?;
+    file.write_all(contents).map_err(fail)?;
     file.sync_all().map_err(fail)
 }
 

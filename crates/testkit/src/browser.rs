@@ -132,15 +132,41 @@ impl Browser {
         self.finish(url, response).await
     }
 
-    /// `POST url` with a form and the cookies held.
+    /// `POST url` with a form and the cookies held, as a form on a page of `url`'s own
+    /// origin sends it.
     pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> anyhow::Result<Answer> {
-        let response = self
+        let origin = origin_of(url)?;
+        self.post_from(&origin, url, form).await
+    }
+
+    /// `POST url` with a form, as a page of `origin` sends it: with the `Origin` and
+    /// `Sec-Fetch-Site` a browser sets, and, like a browser, without the `SameSite`
+    /// cookies when the post is cross-site (the jar ignores ports, as browsers do for
+    /// cookies, so loopback hosts on different ports are same-site).
+    pub async fn post_from(
+        &mut self,
+        origin: &str,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<Answer> {
+        let target = origin_of(url)?;
+        let fetch_site = if target == origin {
+            "same-origin"
+        } else if host_of(&target) == host_of(origin) {
+            "same-site"
+        } else {
+            "cross-site"
+        };
+        let mut request = self
             .http
             .post(url)
-            .header("cookie", self.cookie_header())
-            .form(form)
-            .send()
-            .await?;
+            .header("origin", origin)
+            .header("sec-fetch-site", fetch_site)
+            .form(form);
+        if fetch_site != "cross-site" {
+            request = request.header("cookie", self.cookie_header());
+        }
+        let response = request.send().await?;
         self.finish(url, response).await
     }
 
@@ -163,4 +189,14 @@ impl Browser {
         }
         anyhow::bail!("more than 10 redirects")
     }
+}
+
+fn origin_of(url: &str) -> anyhow::Result<String> {
+    Ok(reqwest::Url::parse(url)?.origin().ascii_serialization())
+}
+
+fn host_of(origin: &str) -> Option<String> {
+    reqwest::Url::parse(origin)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
 }

@@ -156,6 +156,7 @@ impl LoginStack {
             redirect_uris: vec![redirect_uri.to_owned()],
             post_logout_uris: post_logout_uri.into_iter().map(str::to_owned).collect(),
             backchannel_logout_uri: backchannel_logout_uri.map(str::to_owned),
+            id_token_alg: Default::default(),
         };
         Ok(self
             .login
@@ -182,7 +183,6 @@ impl LoginStack {
             public_url: url.clone(),
             login_url: self.base_url.clone(),
             login_api_url: self.base_url.clone(),
-            session_issuer: "tessera".into(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let started =

@@ -9,20 +9,53 @@ use crate::{Rejection, VerifyError};
 /// The largest token accepted; anything longer is refused before decoding.
 pub const MAX_TOKEN_BYTES: usize = 4096;
 
-/// The JOSE header. Only `alg` and `kid` are read; unknown members are ignored.
+/// `typ` of a session token (RFC 8725 section 3.11: explicit typing, so a token of
+/// another kind can never pass as one).
+pub const SESSION_TYP: &str = "ts+jwt";
+/// `typ` of an OpenID Connect ID token.
+pub const ID_TOKEN_TYP: &str = "JWT";
+/// `typ` of a back-channel logout token (Back-Channel Logout 1.0 section 2.4).
+pub const LOGOUT_TYP: &str = "logout+jwt";
+
+/// The JOSE header. `alg`, `kid`, `typ` and `crit` are read; other members are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     /// Must be `EdDSA`.
     pub alg: String,
     /// The id of the signing key.
     pub kid: String,
+    /// What the token is: [`SESSION_TYP`], [`ID_TOKEN_TYP`] or [`LOGOUT_TYP`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub typ: String,
+    /// Extensions the verifier must understand (RFC 7515 section 4.1.11). Tessera
+    /// understands none, so any token naming one is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crit: Option<serde_json::Value>,
+}
+
+impl Header {
+    /// Refuses a header that names critical extensions or is not of `expected` type.
+    pub(crate) fn check(&self, expected: &'static str) -> Result<(), VerifyError> {
+        if self.crit.is_some() {
+            return Err(VerifyError::CriticalExtension);
+        }
+        if !self.typ.eq_ignore_ascii_case(expected) {
+            return Err(VerifyError::WrongType {
+                expected,
+                actual: self.typ.chars().take(32).collect(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The claims of a session token. `exp` is the *soft* expiry: past it a site refreshes.
+///
+/// There is no `iss`: session tokens are verified only with the session service's own
+/// keys (published apart from every other key), so the key names the issuer, and the
+/// bytes go to `typ` instead, within the 300-byte budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// Issuer.
-    pub iss: String,
     /// Audience: the site (client id), or the login domain for the central session.
     pub aud: String,
     /// The user id.
@@ -90,6 +123,9 @@ pub(crate) fn decode(token: &str) -> Result<Decoded<'_>, Box<Rejection>> {
             header.alg,
         ))));
     }
+    header
+        .check(SESSION_TYP)
+        .map_err(|e| Box::new(with_claims(e)))?;
     let signature = b64(signature, "signature is not base64url")
         .and_then(|bytes| {
             <[u8; 64]>::try_from(bytes.as_slice())

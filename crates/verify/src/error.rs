@@ -35,14 +35,19 @@ pub enum VerifyError {
         /// The token's `aud`.
         actual: String,
     },
-    /// Issued by someone else.
-    #[error("the session token was issued by {actual:?}, not {expected:?}")]
-    WrongIssuer {
-        /// The configured issuer.
-        expected: String,
-        /// The token's `iss`.
+    /// A token of another kind (`typ`): an ID token or a logout token is never a session.
+    #[error(
+        "the token is of type {actual:?}, not {expected:?}; present the token meant for this use"
+    )]
+    WrongType {
+        /// The type expected here.
+        expected: &'static str,
+        /// The token's `typ`.
         actual: String,
     },
+    /// Names a critical extension (`crit`), which Tessera does not understand.
+    #[error("the token names critical extensions (crit) that are not understood; sign in again")]
+    CriticalExtension,
     /// The session, the user's sessions, or all sessions were revoked.
     #[error("the session was ended ({0}); sign in again")]
     Revoked(crate::RevokedScope),
@@ -50,7 +55,8 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// The stable code: `malformed`, `unsupported_alg`, `unknown_key`, `bad_signature`,
-    /// `expired`, `soft_expired`, `not_yet_valid`, `wrong_audience`, `wrong_issuer` or
+    /// `expired`, `soft_expired`, `not_yet_valid`, `wrong_audience`, `wrong_type`,
+    /// `critical_extension` or
     /// `revoked`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -62,7 +68,8 @@ impl VerifyError {
             VerifyError::SoftExpired => "soft_expired",
             VerifyError::NotYetValid => "not_yet_valid",
             VerifyError::WrongAudience { .. } => "wrong_audience",
-            VerifyError::WrongIssuer { .. } => "wrong_issuer",
+            VerifyError::WrongType { .. } => "wrong_type",
+            VerifyError::CriticalExtension => "critical_extension",
             VerifyError::Revoked(_) => "revoked",
         }
     }

@@ -7,15 +7,24 @@ use base64::Engine as _;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
-/// One key of a JWKS. Only Ed25519 `OKP` keys are ever used; others are ignored.
+/// One key of a JWKS. Only Ed25519 `OKP` keys are ever used here; others (the RSA key
+/// of RS256 ID tokens) are read so a set holding them parses, and are skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
-    /// `OKP`.
+    /// `OKP` (or `RSA`).
     pub kty: String,
     /// `Ed25519`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub crv: String,
     /// The public key, base64url.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub x: String,
+    /// An RSA modulus, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// An RSA public exponent, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
     /// The key id tokens name.
     pub kid: String,
     /// `EdDSA`.
@@ -33,6 +42,8 @@ impl Jwk {
             kty: "OKP".into(),
             crv: "Ed25519".into(),
             x: URL_SAFE_NO_PAD.encode(key.as_bytes()),
+            n: None,
+            e: None,
             kid: kid.into(),
             alg: Some("EdDSA".into()),
             key_use: Some("sig".into()),

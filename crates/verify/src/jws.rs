@@ -9,10 +9,14 @@ use serde::de::DeserializeOwned;
 
 use crate::{Header, Jwks, VerifyError, MAX_TOKEN_BYTES};
 
-/// The claims of `token` if it is an `EdDSA` compact JWS signed by a key of `jwks`.
-/// Nothing but the signature is checked: issuer, audience, expiry and purpose are the
-/// caller's to check.
-pub fn verify_signed_json<T: DeserializeOwned>(token: &str, jwks: &Jwks) -> Result<T, VerifyError> {
+/// The claims of `token` if it is an `EdDSA` compact JWS of type `typ` (e.g.
+/// [`crate::ID_TOKEN_TYP`], [`crate::LOGOUT_TYP`]) naming no critical extension, signed
+/// by a key of `jwks`. Issuer, audience and expiry are the caller's to check.
+pub fn verify_signed_json<T: DeserializeOwned>(
+    token: &str,
+    typ: &'static str,
+    jwks: &Jwks,
+) -> Result<T, VerifyError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyError::Malformed("token too long"));
     }
@@ -34,6 +38,7 @@ pub fn verify_signed_json<T: DeserializeOwned>(token: &str, jwks: &Jwks) -> Resu
             header.alg.chars().take(32).collect(),
         ));
     }
+    header.check(typ)?;
     let signature = <[u8; 64]>::try_from(decode(signature, "signature is not base64url")?)
         .map_err(|_| VerifyError::Malformed("signature is not 64 bytes"))?;
     let key = jwks

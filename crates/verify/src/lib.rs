@@ -3,7 +3,7 @@
 //! A session token is a compact JWS signed with Ed25519 (`alg` `EdDSA`), small enough for
 //! a cookie (at most 300 bytes with 20-character user and site names). A site verifies it
 //! on every request with no network call: the signature against the published keys
-//! (JWKS, RFC 8037 `OKP` keys), the issuer and audience, the soft expiry, and the
+//! (JWKS, RFC 8037 `OKP` keys), the token type (`typ`) and audience, the soft expiry, and the
 //! revocations it has heard of. Every rejection carries a stable code
 //! ([`VerifyError::code`]) and, where the token names them, the user and the site, so a
 //! log line says what failed, for whom and where.
@@ -25,7 +25,7 @@ mod sign;
 mod site;
 mod verifier;
 
-pub use claims::{Claims, Header, MAX_TOKEN_BYTES};
+pub use claims::{Claims, Header, ID_TOKEN_TYP, LOGOUT_TYP, MAX_TOKEN_BYTES, SESSION_TYP};
 pub use error::{Rejection, Subject, VerifyError};
 pub use jwks::{Jwk, Jwks};
 pub use jws::verify_signed_json;

@@ -45,14 +45,16 @@ impl SessionSigner {
 
     /// The compact JWS of session `claims`.
     pub fn sign(&self, claims: &Claims) -> String {
-        self.sign_json(claims)
+        self.sign_json(crate::SESSION_TYP, claims)
     }
 
-    /// The compact JWS of any claims (an ID token, a logout token).
-    pub fn sign_json<T: serde::Serialize>(&self, claims: &T) -> String {
+    /// The compact JWS of any claims of type `typ` (an ID token, a logout token).
+    pub fn sign_json<T: serde::Serialize>(&self, typ: &str, claims: &T) -> String {
         let header = Header {
             alg: "EdDSA".into(),
             kid: self.kid.clone(),
+            typ: typ.to_owned(),
+            crit: None,
         };
         // Serialising these plain structs cannot fail.
         let header = serde_json::to_vec(&header).unwrap_or_default();

@@ -12,8 +12,6 @@ use crate::{Claims, Jwks, Rejection, RevocationEvent, RevocationState, VerifyErr
 /// What a site's verifier accepts.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
-    /// The issuer tokens must name (`iss`).
-    pub issuer: String,
     /// This site's client id: tokens must name it (`aud`).
     pub audience: String,
     /// How far in the future `iat` may be, for clock differences.
@@ -25,9 +23,8 @@ pub struct VerifierConfig {
 
 impl VerifierConfig {
     /// Defaults: one minute of clock skew, a twelve-hour refresh window.
-    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+    pub fn new(audience: impl Into<String>) -> Self {
         VerifierConfig {
-            issuer: issuer.into(),
             audience: audience.into(),
             clock_skew: Duration::from_secs(60),
             refresh_window: Duration::from_secs(12 * 60 * 60),
@@ -99,7 +96,7 @@ impl Verifier {
             .prune(now);
     }
 
-    /// Verifies `token` at `now`: signature, issuer, audience, revocation, validity.
+    /// Verifies `token` at `now`: type, signature, audience, revocation, validity.
     /// Rejections are boxed: the common case is success, and it stays small.
     pub fn verify(&self, token: &str, now: UnixMillis) -> Result<VerifiedSession, Box<Rejection>> {
         self.verify_for(token, &self.config.audience, now)
@@ -164,12 +161,6 @@ impl Verifier {
         audience: &str,
         now: UnixMillis,
     ) -> Result<(), VerifyError> {
-        if claims.iss != self.config.issuer {
-            return Err(VerifyError::WrongIssuer {
-                expected: self.config.issuer.clone(),
-                actual: claims.iss.chars().take(256).collect(),
-            });
-        }
         if claims.aud != audience {
             return Err(VerifyError::WrongAudience {
                 expected: audience.to_owned(),

@@ -51,8 +51,6 @@ pub struct DemoConfig {
     pub login_url: String,
     /// Where the site's back end reaches the login service (defaults to `login_url`).
     pub login_api_url: String,
-    /// The `iss` of session JWTs (the session service's issuer).
-    pub session_issuer: String,
 }
 
 impl DemoConfig {
@@ -82,32 +80,43 @@ impl DemoConfig {
     }
 }
 
-/// The login service's JWKS over HTTP; remembers the last set for ID and logout tokens.
+/// A key set published over HTTP: the session keys (for the site's verifier) or the
+/// login's ID-token keys. Remembers the last set fetched.
 #[derive(Debug)]
-struct LoginKeys {
+struct HttpKeys {
     http: reqwest::Client,
     url: String,
-    /// The last fetched set. A std mutex: replaced or cloned, never held across I/O.
-    last: Mutex<Jwks>,
+    /// The last fetched set, and when. A std mutex: replaced or cloned, never held
+    /// across I/O.
+    last: Mutex<(Option<tessera_clock::UnixMillis>, Jwks)>,
 }
 
-impl KeySource for LoginKeys {
+impl HttpKeys {
+    fn new(http: &reqwest::Client, url: String) -> Self {
+        HttpKeys {
+            http: http.clone(),
+            url,
+            last: Mutex::new((None, Jwks::default())),
+        }
+    }
+
+    async fn get(&self) -> Result<Jwks, String> {
+        self.http
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .error_for_status()
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl KeySource for HttpKeys {
     fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Jwks, String>> + Send + '_>> {
-        Box::pin(async move {
-            let jwks: Jwks = self
-                .http
-                .get(&self.url)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .error_for_status()
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = jwks.clone();
-            Ok(jwks)
-        })
+        Box::pin(self.get())
     }
 }
 
@@ -116,30 +125,43 @@ impl KeySource for LoginKeys {
 pub(crate) struct Site {
     config: DemoConfig,
     verifier: SiteVerifier,
-    keys: Arc<LoginKeys>,
+    id_keys: HttpKeys,
     http: reqwest::Client,
     clock: SharedClock,
 }
 
 impl Site {
-    /// The current JWKS for ID and logout tokens, fetched (rate-limited) when it lacks
-    /// the key `token` names.
+    /// The login's keys for ID and logout tokens, fetched when they lack the key `token`
+    /// names, at most once per ten seconds (a flood of forged `kid`s is not a flood of
+    /// fetches).
     async fn jwks_for(&self, token: &str) -> Jwks {
-        let known = self
-            .keys
-            .last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let kid_known =
-            header_kid(token).is_some_and(|kid| known.keys.iter().any(|k| k.kid == kid));
-        if !kid_known {
-            self.verifier.refresh_keys().await;
+        let now = self.clock.now();
+        let kid = header_kid(token);
+        {
+            let mut last = self.id_keys.last.lock().unwrap_or_else(|e| e.into_inner());
+            let known = kid
+                .as_deref()
+                .is_some_and(|kid| last.1.keys.iter().any(|k| k.kid == kid));
+            let recent = last
+                .0
+                .is_some_and(|at| now.saturating_since(at) < Duration::from_secs(10));
+            if known || recent {
+                return last.1.clone();
+            }
+            last.0 = Some(now);
         }
-        self.keys
+        if let Ok(jwks) = self.id_keys.get().await {
+            self.id_keys
+                .last
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .1 = jwks;
+        }
+        self.id_keys
             .last
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .1
             .clone()
     }
 }
@@ -189,17 +211,12 @@ pub fn start(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| DemoError::Config(format!("HTTP client: {e}")))?;
-    let keys = Arc::new(LoginKeys {
-        http: http.clone(),
-        url: format!("{}/jwks.json", config.login_api_url.trim_end_matches('/')),
-        last: Mutex::new(Jwks::default()),
-    });
+    let api = config.login_api_url.trim_end_matches('/');
+    let session_keys = Arc::new(HttpKeys::new(&http, format!("{api}/session-keys.json")));
+    let id_keys = HttpKeys::new(&http, format!("{api}/jwks.json"));
     let verifier = SiteVerifier::new(
-        Arc::new(Verifier::new(VerifierConfig::new(
-            config.session_issuer.clone(),
-            config.client_id.clone(),
-        ))),
-        keys.clone(),
+        Arc::new(Verifier::new(VerifierConfig::new(config.client_id.clone()))),
+        session_keys,
         clock.clone(),
         Duration::from_secs(10),
     );
@@ -209,7 +226,7 @@ pub fn start(
     let site = Arc::new(Site {
         config,
         verifier,
-        keys,
+        id_keys,
         http,
         clock,
     });

@@ -28,9 +28,6 @@ struct Cli {
     /// The login service's public URL.
     #[arg(long, env = "DEMO_LOGIN_URL", default_value = "http://localhost:7400")]
     login_url: String,
-    /// The `iss` of session tokens.
-    #[arg(long, env = "DEMO_SESSION_ISSUER", default_value = "tessera")]
-    session_issuer: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,7 +44,6 @@ fn main() -> anyhow::Result<()> {
         public_url: cli.public_url.clone(),
         login_api_url: cli.login_url.clone(),
         login_url: cli.login_url,
-        session_issuer: cli.session_issuer,
     };
     tessera_telemetry::run_service("demo-site", LogFormat::default(), async move {
         let listener = tokio::net::TcpListener::bind(cli.listen)

@@ -14,6 +14,57 @@ pub fn escape(text: &str) -> String {
 
 /// A whole page for site `name`.
 pub fn page(name: &str, status: StatusCode, body: &str, cookies: &[String]) -> Response {
+    page_with_script(name, status, body, None, cookies)
+}
+
+/// A page that POSTs `fields` to `action` at once (a button does it where scripts are
+/// off): how a site sends a request that must not travel in a URL.
+pub fn auto_post(
+    name: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+    cookies: &[String],
+) -> Response {
+    let inputs: String = fields
+        .iter()
+        .map(|(field, value)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(field),
+                escape(value)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Signing out…</h1><form method=\"post\" action=\"{}\">{inputs}\
+<button type=\"submit\">Continue signing out</button></form>",
+        escape(action)
+    );
+    page_with_script(name, StatusCode::OK, &body, Some(AUTO_SUBMIT), cookies)
+}
+
+const AUTO_SUBMIT: &str = "document.forms[0].submit()";
+
+fn page_with_script(
+    name: &str,
+    status: StatusCode,
+    body: &str,
+    script: Option<&str>,
+    cookies: &[String],
+) -> Response {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let (script_tag, script_src) = match script {
+        // The one script a page may run is allowed by its hash, nothing else.
+        Some(script) => (
+            format!("<script>{script}</script>"),
+            format!(
+                "; script-src 'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script))
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{name}</title>\
@@ -23,7 +74,7 @@ main{{max-width:36rem;margin:2rem auto;background:#fff;padding:2rem;border-radiu
 .button,button{{display:inline-block;padding:.6rem 1.2rem;font-size:1rem;background:#2f6f3e;color:#fff;border:0;border-radius:4px;text-decoration:none;cursor:pointer}}\
 a:focus,button:focus{{outline:3px solid #1a5fb4;outline-offset:2px}}\
 .error{{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}}</style></head>\
-<body><header>{name}</header><main>{body}</main></body></html>",
+<body><header>{name}</header><main>{body}</main>{script_tag}</body></html>",
         name = escape(name)
     );
     let mut response = (status, html).into_response();
@@ -33,12 +84,12 @@ a:focus,button:focus{{outline:3px solid #1a5fb4;outline-offset:2px}}\
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ),
+    let policy = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'{script_src}"
     );
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     for cookie in cookies {
         if let Ok(value) = HeaderValue::from_str(cookie) {
             headers.append(header::SET_COOKIE, value);

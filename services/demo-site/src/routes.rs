@@ -12,7 +12,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
-use tessera_verify::{cookie, verify_signed_json, RevocationEvent, VerifyError};
+use tessera_verify::{
+    cookie, verify_signed_json, RevocationEvent, VerifyError, ID_TOKEN_TYP, LOGOUT_TYP,
+};
 
 use crate::flow::PendingSignIn;
 use crate::pages;
@@ -348,7 +350,8 @@ async fn check_id_token(
     pending: &PendingSignIn,
 ) -> Result<(), String> {
     let jwks = site.jwks_for(id_token).await;
-    let claims: IdClaims = verify_signed_json(id_token, &jwks).map_err(|e| e.code().to_owned())?;
+    let claims: IdClaims =
+        verify_signed_json(id_token, ID_TOKEN_TYP, &jwks).map_err(|e| e.code().to_owned())?;
     let now = site.clock.now().0 / 1000;
     if claims.iss != site.config.issuer() {
         return Err("wrong issuer".into());
@@ -365,26 +368,19 @@ async fn check_id_token(
     Ok(())
 }
 
+/// Signs out here and at Tessera. The request to Tessera is POSTed: it carries the ID
+/// token as the hint, which must never travel in a URL that ends up in logs.
 async fn signout(State(site): State<Shared>, headers: HeaderMap) -> Response {
-    let mut url = match url::Url::parse(&format!("{}/logout", site.config.issuer())) {
-        Ok(url) => url,
-        Err(e) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("login_url: {e}")).into_response()
-        }
-    };
-    {
-        let mut query = url.query_pairs_mut();
-        query
-            .append_pair("client_id", &site.config.client_id)
-            .append_pair(
-                "post_logout_redirect_uri",
-                &format!("{}/", site.config.origin()),
-            );
-        if let Some(id_token) = cookie_of(&headers, &scopes(&site).id_token) {
-            query.append_pair("id_token_hint", id_token);
-        }
+    let action = format!("{}/logout", site.config.issuer());
+    let back = format!("{}/", site.config.origin());
+    let mut fields = vec![
+        ("client_id", site.config.client_id.as_str()),
+        ("post_logout_redirect_uri", back.as_str()),
+    ];
+    if let Some(id_token) = cookie_of(&headers, &scopes(&site).id_token) {
+        fields.push(("id_token_hint", id_token));
     }
-    see_other(url.as_str(), &clear_all(&site))
+    pages::auto_post(&site.config.client_id, &action, &fields, &clear_all(&site))
 }
 
 #[derive(Debug, Deserialize)]
@@ -417,7 +413,7 @@ async fn backchannel_logout(State(site): State<Shared>, Form(form): Form<LogoutF
             .into_response()
     };
     let jwks = site.jwks_for(&form.logout_token).await;
-    let claims: LogoutClaims = match verify_signed_json(&form.logout_token, &jwks) {
+    let claims: LogoutClaims = match verify_signed_json(&form.logout_token, LOGOUT_TYP, &jwks) {
         Ok(claims) => claims,
         Err(e) => return refuse(&format!("logout_token did not verify: {}", e.code())),
     };

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use tessera_clock::{Clock as _, SystemClock, UnixMillis};
 
 use crate::config::LoginConfig;
-use crate::directory::{ClientId, Directory, NewSite, UserName};
+use crate::directory::{ClientId, Directory, IdTokenAlg, NewSite, UserName};
 use crate::password::Passwords;
 use crate::LoginError;
 
@@ -193,6 +193,10 @@ pub enum SiteCommand {
         /// The name people see on the sign-in page.
         #[arg(long)]
         name: Option<String>,
+        /// How its ID tokens are signed: EdDSA, or RS256 for client libraries that
+        /// know nothing else.
+        #[arg(long, default_value = "EdDSA")]
+        id_token_alg: String,
         /// Succeed without changes if the site exists.
         #[arg(long)]
         if_absent: bool,
@@ -281,6 +285,7 @@ async fn run_site(directory: &Directory, command: SiteCommand) -> Result<(), Log
             post_logout_uris,
             backchannel_logout_uri,
             name,
+            id_token_alg,
             if_absent,
             secret_file,
         } => {
@@ -290,6 +295,7 @@ async fn run_site(directory: &Directory, command: SiteCommand) -> Result<(), Log
                 redirect_uris,
                 post_logout_uris,
                 backchannel_logout_uri,
+                id_token_alg: IdTokenAlg::try_from(id_token_alg.as_str())?,
             };
             match add_site(directory, site, if_absent, secret_file.as_deref(), now).await? {
                 Some(_) if secret_file.is_some() => {

@@ -44,7 +44,7 @@ pub async fn notify_sites(state: &AppState, central_sid: &str) -> usize {
 async fn deliver(state: &AppState, uri: String, session: crate::codes::SiteSession) -> bool {
     let now = state.clock.now().0 / 1000;
     let jti = crate::random_text(12).unwrap_or_default();
-    let token = state.key.sign(&LogoutTokenClaims {
+    let token = state.key.sign_logout_token(&LogoutTokenClaims {
         iss: state.issuer.clone(),
         sub: session.sub.clone(),
         aud: session.client_id.clone(),

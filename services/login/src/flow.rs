@@ -42,6 +42,19 @@ pub enum Stage {
         /// The user whose password matched.
         user_id: String,
     },
+    /// A site's sign-out request arrived as a cross-site POST (which carries no
+    /// `SameSite` cookies); it continues as a top-level GET that does.
+    LogoutRequest {
+        /// The central session the site's `id_token_hint` named.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        family: Option<String>,
+        /// Where to send the browser afterwards (already checked against the registry).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        then: Option<String>,
+        /// The site's `state`, returned with the redirect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        site_state: Option<String>,
+    },
     /// Asked to confirm a sign-out of this central session.
     Logout {
         /// The central session.
@@ -64,6 +77,11 @@ pub struct FlowState {
     /// The stage.
     #[serde(flatten)]
     pub stage: Stage,
+    /// The SHA-256 (base64url) of the pre-login nonce cookie of the browser this form
+    /// was shown to: a form posted from any other browser is refused, so nobody can
+    /// sign a victim's browser in to the attacker's account (login CSRF).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub browser: String,
     /// Expiry, Unix milliseconds.
     pub exp: u64,
 }
@@ -154,6 +172,7 @@ mod tests {
                 scope: "openid".into(),
             }),
             stage: Stage::Password,
+            browser: "bound".into(),
             exp,
         }
     }

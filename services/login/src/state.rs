@@ -96,8 +96,9 @@ impl AppState {
         self.config.dev_insecure_http
     }
 
-    /// The JWKS sites verify with: the session keys and the login key.
-    pub async fn jwks(&self) -> Result<Jwks, crate::LoginError> {
+    /// The session service's keys, which sites verify session tokens with (published
+    /// apart from the ID-token keys, so neither kind can pass for the other).
+    pub async fn session_keys(&self) -> Result<Jwks, crate::LoginError> {
         let now = self.clock.now();
         if let Some((at, jwks)) = self
             .jwks_cache
@@ -109,8 +110,7 @@ impl AppState {
                 return Ok(jwks.clone());
             }
         }
-        let mut jwks = self.backends.session_jwks().await?;
-        jwks.keys.push(self.key.jwk());
+        let jwks = self.backends.session_jwks().await?;
         *self.jwks_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, jwks.clone()));
         Ok(jwks)
     }

@@ -25,7 +25,6 @@ const REFRESH_CALLERS: usize = 32;
 
 fn claims(i: usize, now_secs: u64) -> Claims {
     Claims {
-        iss: "tessera".into(),
         aud: "s2345678901234567890".into(),
         sub: format!("u{i:019}"),
         sid: format!("{i:012}"),
@@ -72,7 +71,7 @@ fn main() {
 
     eprintln!("Ed25519: signing and verifying {TOKENS} tokens…");
     let signer = SessionSigner::from_seed(&[7; 32]);
-    let verifier = Verifier::new(VerifierConfig::new("tessera", "s2345678901234567890"));
+    let verifier = Verifier::new(VerifierConfig::new("s2345678901234567890"));
     verifier.set_keys(&Jwks {
         keys: vec![signer.jwk()],
     });

@@ -26,8 +26,6 @@ pub struct SessionConfig {
     pub admin_listen: SocketAddr,
     /// `human` or `json`.
     pub log_format: LogFormat,
-    /// `iss` of every token. Keep it short: every cookie carries it.
-    pub issuer: String,
     /// Access token lifetime (the soft expiry), seconds.
     pub access_token_seconds: u64,
     /// A session's hard lifetime, seconds (at most 23 hours).
@@ -107,7 +105,6 @@ impl Default for SessionConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7402)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7482)),
             log_format: LogFormat::default(),
-            issuer: "tessera".into(),
             access_token_seconds: 300,
             session_lifetime_seconds: 12 * 60 * 60,
             session_idle_seconds: 2 * 60 * 60,
@@ -138,9 +135,6 @@ impl SessionConfig {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), SessionError> {
         let bad = |msg: String| Err(SessionError::Config(msg));
-        if self.issuer.is_empty() || self.issuer.len() > 32 {
-            return bad("issuer must be 1-32 characters (every cookie carries it)".into());
-        }
         if self.access_token_seconds == 0 {
             return bad("access_token_seconds must be at least 1".into());
         }
@@ -167,7 +161,6 @@ impl SessionConfig {
     /// The lifetimes the service runs with.
     pub fn settings(&self) -> Settings {
         Settings {
-            issuer: self.issuer.clone(),
             soft_ttl: Duration::from_secs(self.access_token_seconds),
             lifetime: Duration::from_secs(self.session_lifetime_seconds),
             idle: Duration::from_secs(self.session_idle_seconds),

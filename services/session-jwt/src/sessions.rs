@@ -27,8 +27,6 @@ use crate::SessionError;
 /// Lifetimes and names.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `iss` of every token.
-    pub issuer: String,
     /// How long an access token is good for before it must be refreshed.
     pub soft_ttl: Duration,
     /// A session's hard limit from its start; at most 23 hours.
@@ -82,7 +80,7 @@ impl Sessions {
                 MAX_LIFETIME.as_secs()
             )));
         }
-        let verifier = Verifier::new(VerifierConfig::new(settings.issuer.clone(), ""));
+        let verifier = Verifier::new(VerifierConfig::new(""));
         verifier.set_keys(&keys.jwks(clock.now()));
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let sessions = Sessions {
@@ -262,7 +260,6 @@ impl Sessions {
             u64::try_from(record.expires_at_unix_ms).unwrap_or(0),
         ));
         let claims = Claims {
-            iss: self.settings.issuer.clone(),
             aud: record.audience.clone(),
             sub: record.user_id.clone(),
             sid: record.session_id.clone(),

@@ -72,7 +72,7 @@ fn another_ed25519_key_claiming_a_known_kid_is_a_bad_signature() {
     let (_, rest) = genuine.split_once('.').unwrap_or_default();
     let relabelled = format!(
         "{}.{rest}",
-        b64(format!(r#"{{"alg":"EdDSA","kid":"{stolen_kid}"}}"#).as_bytes())
+        b64(format!(r#"{{"alg":"EdDSA","kid":"{stolen_kid}","typ":"ts+jwt"}}"#).as_bytes())
     );
     assert_eq!(code_of(&relabelled, &[&real]), "bad_signature");
 }
@@ -119,7 +119,7 @@ fn broken_shapes_are_malformed() {
         format!("{}.{}.{}", b64(b"{not json"), b64(b"{}"), b64(&[0; 64])),
         format!(
             "{}.{}.{}",
-            b64(br#"{"alg":"EdDSA","kid":"k"}"#),
+            b64(br#"{"alg":"EdDSA","kid":"k","typ":"ts+jwt"}"#),
             b64(b"[1,2]"),
             b64(&[0; 64])
         ),
@@ -145,7 +145,7 @@ fn a_signature_of_the_wrong_length_is_malformed() {
     let signer = signer(1);
     let kid = signer.kid().to_owned();
     let token = forged(
-        &format!(r#"{{"alg":"EdDSA","kid":"{kid}"}}"#),
+        &format!(r#"{{"alg":"EdDSA","kid":"{kid}","typ":"ts+jwt"}}"#),
         &signer,
         &[1; 63],
     );

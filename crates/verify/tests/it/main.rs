@@ -6,4 +6,5 @@ mod hostile;
 mod jws;
 mod site;
 mod support;
+mod typing;
 mod verification;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tessera_clock::ManualClock;
 use tessera_verify::{Jwks, KeySource, SiteVerifier, Verifier, VerifierConfig};
 
-use crate::support::{claims, signer, ISSUER, NOW_SECS, SITE};
+use crate::support::{claims, signer, NOW_SECS, SITE};
 
 struct CountingSource {
     jwks: Jwks,
@@ -35,7 +35,7 @@ async fn unknown_keys_are_fetched_at_most_once_per_interval() {
     });
     let clock = ManualClock::starting_at(tessera_clock::UnixMillis(NOW_SECS * 1000));
     let site = SiteVerifier::new(
-        Arc::new(Verifier::new(VerifierConfig::new(ISSUER, SITE))),
+        Arc::new(Verifier::new(VerifierConfig::new(SITE))),
         source.clone(),
         clock.shared(),
         Duration::from_secs(60),

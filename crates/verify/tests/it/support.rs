@@ -1,7 +1,6 @@
 use tessera_clock::UnixMillis;
 use tessera_verify::{Claims, Jwks, SessionSigner, Verifier, VerifierConfig};
 
-pub const ISSUER: &str = "tessera";
 pub const SITE: &str = "wiki-a";
 /// 2026-11-23T12:00:00Z, in seconds.
 pub const NOW_SECS: u64 = 1_795_953_600;
@@ -20,7 +19,6 @@ pub fn signer(seed: u8) -> SessionSigner {
 
 pub fn claims(sub: &str, sid: &str) -> Claims {
     Claims {
-        iss: ISSUER.into(),
         aud: SITE.into(),
         sub: sub.into(),
         sid: sid.into(),
@@ -32,7 +30,7 @@ pub fn claims(sub: &str, sid: &str) -> Claims {
 
 /// A verifier for [`SITE`] that knows the keys of `signers`.
 pub fn verifier(signers: &[&SessionSigner]) -> Verifier {
-    let verifier = Verifier::new(VerifierConfig::new(ISSUER, SITE));
+    let verifier = Verifier::new(VerifierConfig::new(SITE));
     verifier.set_keys(&Jwks {
         keys: signers.iter().map(|s| s.jwk()).collect(),
     });

@@ -11,7 +11,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
 
 pub use names::{ClientId, UserName};
-pub use sites::{NewSite, Site};
+pub use sites::{IdTokenAlg, NewSite, Site};
 pub use users::User;
 
 use crate::LoginError;

@@ -22,7 +22,46 @@ pub struct Site {
     pub post_logout_uris: Vec<String>,
     /// Where logout tokens are POSTed, if the site wants them.
     pub backchannel_logout_uri: Option<String>,
+    /// How its ID tokens are signed.
+    pub id_token_alg: IdTokenAlg,
     secret_hash: String,
+}
+
+/// How a site's ID tokens are signed (`id_token_signed_response_alg`). Session tokens
+/// are always EdDSA; RS256 is here because OpenID Connect makes it mandatory to
+/// implement and many client libraries know nothing else.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdTokenAlg {
+    /// Ed25519 (the default: small and fast).
+    #[default]
+    EdDsa,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, a 2048-bit key.
+    Rs256,
+}
+
+impl IdTokenAlg {
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdTokenAlg::EdDsa => "EdDSA",
+            IdTokenAlg::Rs256 => "RS256",
+        }
+    }
+}
+
+impl TryFrom<&str> for IdTokenAlg {
+    type Error = LoginError;
+
+    fn try_from(text: &str) -> Result<Self, LoginError> {
+        match text {
+            "EdDSA" => Ok(IdTokenAlg::EdDsa),
+            "RS256" => Ok(IdTokenAlg::Rs256),
+            other => Err(LoginError::invalid(
+                "id token alg",
+                format!("{other:?} is not offered: use EdDSA or RS256"),
+            )),
+        }
+    }
 }
 
 /// What `site add` registers.
@@ -38,6 +77,8 @@ pub struct NewSite {
     pub post_logout_uris: Vec<String>,
     /// Back-channel logout URI.
     pub backchannel_logout_uri: Option<String>,
+    /// How its ID tokens are signed.
+    pub id_token_alg: IdTokenAlg,
 }
 
 impl Site {
@@ -99,12 +140,13 @@ impl Directory {
         let secret = crate::random_text(32)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO sites (client_id, display_name, secret_hash, backchannel_logout_uri, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO sites (client_id, display_name, secret_hash, backchannel_logout_uri, id_token_alg, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(site.client_id.as_str())
         .bind(site.display_name.clone().unwrap_or_else(|| site.client_id.to_string()))
         .bind(secret_hash(&secret))
         .bind(site.backchannel_logout_uri.clone())
+        .bind(site.id_token_alg.as_str())
         .bind(now.as_i64())
         .execute(&mut *tx)
         .await
@@ -159,7 +201,7 @@ impl Directory {
     /// The site with client id `client_id`, if registered.
     pub async fn site(&self, client_id: &str) -> Result<Option<Site>, LoginError> {
         let Some(row) = sqlx::query(
-            "SELECT client_id, display_name, secret_hash, backchannel_logout_uri FROM sites WHERE client_id = $1",
+            "SELECT client_id, display_name, secret_hash, backchannel_logout_uri, id_token_alg FROM sites WHERE client_id = $1",
         )
         .bind(client_id)
         .fetch_optional(&self.pool)
@@ -172,6 +214,7 @@ impl Directory {
             display_name: row.try_get("display_name")?,
             secret_hash: row.try_get("secret_hash")?,
             backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
+            id_token_alg: IdTokenAlg::try_from(row.try_get::<String, _>("id_token_alg")?.as_str())?,
             redirect_uris: Vec::new(),
             post_logout_uris: Vec::new(),
         };

@@ -8,12 +8,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::respond::{
-    form_page, form_ttl, problem_page, redirect_error, redirect_with_code, seal, see_other,
-    unavailable,
+    fresh_form, problem_page, redirect_error, redirect_with_code, see_other, unavailable,
 };
 use super::session_cookie::{self, Central};
 use crate::codes::{self, challenge_well_formed};
-use crate::flow::{AuthorizeRequest, Stage};
+use crate::directory::Site;
+use crate::flow::AuthorizeRequest;
 use crate::state::{AppState, Shared};
 
 /// `GET /authorize`.
@@ -97,7 +97,7 @@ pub async fn authorize(
     match central {
         Some(central) => {
             state.metrics.requests.inc("authenticated");
-            sso(&state, &request, central).await
+            sso(&state, &headers, &site, request, central).await
         }
         None if prompt == "none" => {
             state.metrics.requests.inc("anon");
@@ -108,14 +108,19 @@ pub async fn authorize(
         }
         None => {
             state.metrics.requests.inc("anon");
-            let flow = seal(&state, request, Stage::Password, form_ttl(&state));
-            form_page(&state, &site, &flow, "", None, StatusCode::OK)
+            fresh_form(&state, &headers, &site, request)
         }
     }
 }
 
 /// Single sign-on: a live central session gets a code at once, no form.
-async fn sso(state: &AppState, request: &AuthorizeRequest, central: Central) -> Response {
+async fn sso(
+    state: &AppState,
+    headers: &HeaderMap,
+    site: &Site,
+    request: AuthorizeRequest,
+    central: Central,
+) -> Response {
     let user = match state.directory.user_by_id(&central.user_id).await {
         Ok(Some(user)) if !user.disabled => user,
         Ok(_) => {
@@ -124,23 +129,13 @@ async fn sso(state: &AppState, request: &AuthorizeRequest, central: Central) -> 
                 .backends
                 .revoke(crate::backends::revoke_family(&central.sid))
                 .await;
-            let flow = seal(state, request.clone(), Stage::Password, form_ttl(state));
-            return match state.directory.site(&request.client_id).await {
-                Ok(Some(site)) => form_page(state, &site, &flow, "", None, StatusCode::OK),
-                Ok(None) => problem_page(
-                    state,
-                    StatusCode::BAD_REQUEST,
-                    "Unknown site",
-                    "The site is no longer registered.",
-                ),
-                Err(err) => unavailable(state, &err),
-            };
+            return fresh_form(state, headers, site, request);
         }
         Err(err) => return unavailable(state, &err),
     };
     match codes::mint(
         state,
-        request,
+        &request,
         &user.id,
         &user.name,
         &central.sid,
@@ -148,7 +143,7 @@ async fn sso(state: &AppState, request: &AuthorizeRequest, central: Central) -> 
     )
     .await
     {
-        Ok(code) => see_other(&redirect_with_code(request, &code), &central.set_cookies),
+        Ok(code) => see_other(&redirect_with_code(&request, &code), &central.set_cookies),
         Err(err) => unavailable(state, &err),
     }
 }

@@ -1,5 +1,6 @@
-//! Discovery (`/.well-known/openid-configuration`), the keys (`/jwks.json`), and the
-//! login domain's own home page.
+//! Discovery (`/.well-known/openid-configuration`), the keys (`/jwks.json` for ID and
+//! logout tokens, `/session-keys.json` for session tokens), and the login domain's own
+//! home page.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -26,7 +27,7 @@ pub async fn openid_configuration(State(state): State<Shared>) -> Response {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "id_token_signing_alg_values_supported": ["EdDSA", "RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
@@ -39,9 +40,15 @@ pub async fn openid_configuration(State(state): State<Shared>) -> Response {
     .into_response()
 }
 
-/// `GET /jwks.json`: session keys and the ID-token key.
+/// `GET /jwks.json`: the keys of ID tokens and logout tokens (OpenID's `jwks_uri`).
 pub async fn jwks(State(state): State<Shared>) -> Response {
-    match state.jwks().await {
+    Json(state.key.jwks()).into_response()
+}
+
+/// `GET /session-keys.json`: the session service's keys, which sites verify session
+/// tokens with.
+pub async fn session_keys(State(state): State<Shared>) -> Response {
+    match state.session_keys().await {
         Ok(jwks) => Json(jwks).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "cannot publish the keys");

@@ -1,8 +1,13 @@
-//! `/logout` (rule F2): revokes the central session and every site session of its
-//! family, tells each site over the back channel, deletes the central cookies with the
-//! attributes they were set with, and returns to the site if it asked (with a registered
-//! `post_logout_redirect_uri`). Without an `id_token_hint` proving a site asked, the
-//! person confirms first, so a link elsewhere cannot sign them out.
+//! `/logout` (rule F2, OpenID Connect RP-Initiated Logout 1.0): revokes the central
+//! session and every site session of its family, tells each site over the back channel,
+//! deletes the central cookies with the attributes they were set with, and returns to the
+//! site if it asked (with a registered `post_logout_redirect_uri`).
+//!
+//! A sign-out happens at once only when a site's `id_token_hint` names the session this
+//! browser holds; otherwise the person is asked first, so neither a link elsewhere nor
+//! someone else's ID token can sign them out, and a page never claims a sign-out that did
+//! not happen. Sites should POST their request (an ID token in a URL ends up in logs);
+//! a cross-site POST carries no `SameSite` cookies, so it continues as a GET that does.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,19 +16,27 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
-use serde::Deserialize;
-use tessera_verify::{verify_signed_json, Jwks};
 
 use super::respond::{see_other, unavailable, with_params};
-use super::{pages, session_cookie};
-use crate::backends::{revoke_family, revoke_session};
+use super::{csrf, pages, session_cookie};
+use crate::backends::revoke_family;
 use crate::flow::{FlowState, Stage};
 use crate::signing::IdTokenClaims;
 use crate::state::{AppState, Shared};
 use crate::LoginError;
 
-/// How long the confirmation form stays valid.
+/// How long the confirmation form, and a POSTed request on its way to GET, stay valid.
 const CONFIRM_TTL: Duration = Duration::from_secs(600);
+
+/// A site's sign-out request, checked.
+struct LogoutAsk {
+    /// The central session the `id_token_hint` named.
+    family: Option<String>,
+    /// A registered `post_logout_redirect_uri`.
+    then: Option<String>,
+    /// The site's `state`.
+    site_state: Option<String>,
+}
 
 /// `GET /logout`.
 pub async fn logout(
@@ -31,16 +44,83 @@ pub async fn logout(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let hint = params
-        .get("id_token_hint")
-        .and_then(|token| verify_hint(&state, token));
+    let ask = match params.get("request") {
+        Some(sealed) => match state.flow.open(sealed, state.clock.now()) {
+            Ok(FlowState {
+                stage:
+                    Stage::LogoutRequest {
+                        family,
+                        then,
+                        site_state,
+                    },
+                ..
+            }) => LogoutAsk {
+                family,
+                then,
+                site_state,
+            },
+            _ => return problem(&state, "This sign-out request expired or was changed, so nothing happened. Go back to the site and sign out again."),
+        },
+        None => match check_ask(&state, &params).await {
+            Ok(ask) => ask,
+            Err(response) => return *response,
+        },
+    };
+    decide(&state, &headers, ask).await
+}
+
+/// `POST /logout`: the person's confirmation (a `flow` field, same origin only), or a
+/// site's sign-out request sent as a form.
+pub async fn post(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(flow) = form.get("flow") {
+        if csrf::cross_site(&state, &headers).is_some() {
+            return csrf::refused_cross_site(&state);
+        }
+        return confirm(&state, flow).await;
+    }
+    let ask = match check_ask(&state, &form).await {
+        Ok(ask) => ask,
+        Err(response) => return *response,
+    };
+    let request = state.flow.seal(&FlowState {
+        request: None,
+        stage: Stage::LogoutRequest {
+            family: ask.family,
+            then: ask.then,
+            site_state: ask.site_state,
+        },
+        browser: String::new(),
+        exp: state.clock.now().saturating_add(CONFIRM_TTL).0,
+    });
+    let request: String = url::form_urlencoded::byte_serialize(request.as_bytes()).collect();
+    see_other(&format!("/logout?request={request}"), &[])
+}
+
+/// Checks a site's request: the hint is ours, it and `client_id` agree, and the return
+/// address is registered for that site.
+async fn check_ask(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<LogoutAsk, Box<Response>> {
+    let refuse = |message: &str| Err(Box::new(problem(state, message)));
+    let hint = match params.get("id_token_hint") {
+        Some(token) => match verify_hint(state, token) {
+            Some(hint) => Some(hint),
+            None => return refuse("The sign-out request carries an ID token that was not issued here. You were not signed out; go back to the site and sign out again."),
+        },
+        None => None,
+    };
     let client_id = params
         .get("client_id")
         .cloned()
         .or_else(|| hint.as_ref().map(|h| h.aud.clone()));
     if let (Some(hint), Some(client_id)) = (&hint, &client_id) {
         if hint.aud != *client_id {
-            return problem(&state, "The sign-out request names two different sites (client_id and id_token_hint). Go back to the site and sign out again.");
+            return refuse("The sign-out request names two different sites (client_id and id_token_hint). You were not signed out; go back to the site and sign out again.");
         }
     }
     let then = match params.get("post_logout_redirect_uri") {
@@ -49,81 +129,76 @@ pub async fn logout(
             let site = match &client_id {
                 Some(id) => match state.directory.site(id).await {
                     Ok(site) => site,
-                    Err(err) => return unavailable(&state, &err),
+                    Err(err) => return Err(Box::new(unavailable(state, &err))),
                 },
                 None => None,
             };
             match site {
                 Some(site) if site.post_logout_uris.iter().any(|u| u == uri) => Some(uri.clone()),
-                Some(site) => return problem(&state, &format!("{} asked to send you to an address it has not registered for after sign-out. You were not signed out; go back to the site and try again.", site.display_name)),
-                None => return problem(&state, "The sign-out request asks to return to a site but does not say which (client_id). You were not signed out; go back to the site and try again."),
+                Some(site) => return refuse(&format!("{} asked to send you to an address it has not registered for after sign-out. You were not signed out; go back to the site and try again.", site.display_name)),
+                None => return refuse("The sign-out request asks to return to a site but does not say which (client_id). You were not signed out; go back to the site and try again."),
             }
         }
     };
-    let site_state = params.get("state").cloned();
-    let cookie_sid = match session_cookie::named_sid(&state, &headers).await {
+    Ok(LogoutAsk {
+        family: hint
+            .map(|h| h.tessera_family)
+            .filter(|family| !family.is_empty()),
+        then,
+        site_state: params.get("state").cloned(),
+    })
+}
+
+/// Signs out at once when the hint names this browser's session; otherwise asks.
+async fn decide(state: &AppState, headers: &HeaderMap, ask: LogoutAsk) -> Response {
+    let held = match session_cookie::named_sid(state, headers).await {
         Ok(sid) => sid,
-        Err(err) => return unavailable(&state, &err),
+        Err(err) => return unavailable(state, &err),
     };
-    match hint {
-        Some(hint) => {
-            // A site proved it asked: sign out now.
-            let central = Some(hint.tessera_family.clone())
-                .filter(|family| !family.is_empty())
-                .or(cookie_sid);
-            let result = match central {
-                Some(central) => end_family(&state, &central).await,
-                None => state
-                    .backends
-                    .revoke(revoke_session(&hint.sid))
-                    .await
-                    .map(|_| ())
-                    .map_err(LoginError::from),
+    let LogoutAsk {
+        family,
+        then,
+        site_state,
+    } = ask;
+    let to_end = match (held, family) {
+        (Some(held), Some(family)) if held == family => {
+            return match end_family(state, &held).await {
+                Ok(()) => signed_out(state, then.as_deref(), site_state.as_deref()),
+                Err(err) => unavailable(state, &err),
             };
-            match result {
-                Ok(()) => signed_out(&state, then.as_deref(), site_state.as_deref()),
-                Err(err) => unavailable(&state, &err),
-            }
         }
-        None => match cookie_sid {
-            Some(sid) => {
-                let flow = state.flow.seal(&FlowState {
-                    request: None,
-                    stage: Stage::Logout {
-                        sid,
-                        then,
-                        site_state,
-                    },
-                    exp: state.clock.now().saturating_add(CONFIRM_TTL).0,
-                });
-                pages::page(
-                    StatusCode::OK,
-                    "Sign out",
-                    &format!(
-                        "<h1>Sign out?</h1><p>This signs you out of Tessera and of every site you signed in to with it.</p>\
+        (Some(held), _) => held,
+        (None, Some(family)) => family,
+        (None, None) => return not_signed_in(state, then.as_deref(), site_state.as_deref()),
+    };
+    let flow = state.flow.seal(&FlowState {
+        request: None,
+        stage: Stage::Logout {
+            sid: to_end,
+            then,
+            site_state,
+        },
+        browser: String::new(),
+        exp: state.clock.now().saturating_add(CONFIRM_TTL).0,
+    });
+    pages::page(
+        StatusCode::OK,
+        "Sign out",
+        &format!(
+            "<h1>Sign out?</h1><p>This signs you out of Tessera and of every site you signed in to with it.</p>\
 <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"flow\" value=\"{}\">\
 <button type=\"submit\" autofocus>Sign out everywhere</button></form>",
-                        pages::escape(&flow)
-                    ),
-                    state.dev(),
-                )
-            }
-            None => signed_out(&state, then.as_deref(), site_state.as_deref()),
-        },
-    }
+            pages::escape(&flow)
+        ),
+        state.dev(),
+    )
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ConfirmForm {
-    #[serde(default)]
-    flow: String,
-}
-
-/// `POST /logout`: the confirmed sign-out.
-pub async fn confirm(State(state): State<Shared>, Form(form): Form<ConfirmForm>) -> Response {
-    let flow = match state.flow.open(&form.flow, state.clock.now()) {
+/// The confirmed sign-out.
+async fn confirm(state: &AppState, flow: &str) -> Response {
+    let flow = match state.flow.open(flow, state.clock.now()) {
         Ok(flow) => flow,
-        Err(_) => return problem(&state, "This sign-out form expired or was changed, so nothing happened. Open the sign-out page again."),
+        Err(_) => return problem(state, "This sign-out form expired or was changed, so nothing happened. Open the sign-out page again."),
     };
     let Stage::Logout {
         sid,
@@ -132,13 +207,13 @@ pub async fn confirm(State(state): State<Shared>, Form(form): Form<ConfirmForm>)
     } = flow.stage
     else {
         return problem(
-            &state,
+            state,
             "This form is not a sign-out form. Open the sign-out page again.",
         );
     };
-    match end_family(&state, &sid).await {
-        Ok(()) => signed_out(&state, then.as_deref(), site_state.as_deref()),
-        Err(err) => unavailable(&state, &err),
+    match end_family(state, &sid).await {
+        Ok(()) => signed_out(state, then.as_deref(), site_state.as_deref()),
+        Err(err) => unavailable(state, &err),
     }
 }
 
@@ -154,17 +229,38 @@ async fn end_family(state: &AppState, central_sid: &str) -> Result<(), LoginErro
     Ok(())
 }
 
+/// The answer after a sign-out that happened: back to the site, or a page saying so.
 fn signed_out(state: &AppState, then: Option<&str>, site_state: Option<&str>) -> Response {
+    finished(
+        state,
+        then,
+        site_state,
+        "<h1>You are signed out</h1><p>You are signed out of Tessera and of the sites you used it with. You can close this window.</p>",
+    )
+}
+
+/// The answer when this browser had no session to end: it says so rather than claiming a
+/// sign-out.
+fn not_signed_in(state: &AppState, then: Option<&str>, site_state: Option<&str>) -> Response {
+    finished(
+        state,
+        then,
+        site_state,
+        "<h1>You were not signed in</h1><p>This browser has no Tessera session, so there was nothing to sign out of. You can close this window.</p>",
+    )
+}
+
+fn finished(
+    state: &AppState,
+    then: Option<&str>,
+    site_state: Option<&str>,
+    page: &str,
+) -> Response {
     let clear = session_cookie::clear();
     match then {
         Some(uri) => see_other(&with_params(uri, &[("state", site_state)]), &clear),
         None => {
-            let mut response = pages::page(
-                StatusCode::OK,
-                "Signed out",
-                "<h1>You are signed out</h1><p>You are signed out of Tessera and of the sites you used it with. You can close this window.</p>",
-                state.dev(),
-            );
+            let mut response = pages::page(StatusCode::OK, "Signed out", page, state.dev());
             for cookie in clear {
                 if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
                     response
@@ -180,11 +276,9 @@ fn signed_out(state: &AppState, then: Option<&str>, site_state: Option<&str>) ->
 /// The claims of an ID token this service issued (expired ones too: a hint only names
 /// the session).
 fn verify_hint(state: &AppState, token: &str) -> Option<IdTokenClaims> {
-    let jwks = Jwks {
-        keys: vec![state.key.jwk()],
-    };
-    verify_signed_json::<IdTokenClaims>(token, &jwks)
-        .ok()
+    state
+        .key
+        .open_id_token(token)
         .filter(|claims| claims.iss == state.issuer)
 }
 

@@ -2,6 +2,7 @@
 //! the top layer: nothing else in the crate imports it.
 
 mod authorize;
+mod csrf;
 mod discovery;
 mod logout;
 pub mod pages;
@@ -28,6 +29,7 @@ pub fn router(state: Shared) -> Router {
             get(discovery::openid_configuration),
         )
         .route("/jwks.json", get(discovery::jwks))
+        .route("/session-keys.json", get(discovery::session_keys))
         .route("/authorize", get(authorize::authorize))
         .route("/login", post(signin::password))
         .route("/login/totp", post(signin::totp))
@@ -37,7 +39,7 @@ pub fn router(state: Shared) -> Router {
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
         .route("/revoke", post(userinfo::revoke))
-        .route("/logout", get(logout::logout).post(logout::confirm))
+        .route("/logout", get(logout::logout).post(logout::post))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(traced))
         .with_state(state)

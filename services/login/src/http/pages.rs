@@ -57,7 +57,9 @@ pub fn page(status: StatusCode, title: &str, body: &str, dev: bool) -> Response 
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        // Not `no-referrer`: under it browsers send `Origin: null` even on this page's
+        // own form posts, and the cross-site check needs the real origin.
+        HeaderValue::from_static("same-origin"),
     );
     response
 }

@@ -65,17 +65,44 @@ pub(super) fn form_ttl(state: &AppState) -> Duration {
     Duration::from_secs(state.config.form_ttl_seconds)
 }
 
+/// A flow value for `request` at `stage`, bound to the browser whose nonce hashes to
+/// `browser`.
 pub(super) fn seal(
     state: &AppState,
     request: AuthorizeRequest,
     stage: Stage,
+    browser: String,
     ttl: Duration,
 ) -> String {
     state.flow.seal(&FlowState {
         request: Some(request),
         stage,
+        browser,
         exp: state.clock.now().saturating_add(ttl).0,
     })
+}
+
+/// The sign-in form for `request`, bound to this browser (setting its pre-login cookie
+/// if it holds none).
+pub(super) fn fresh_form(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    site: &Site,
+    request: AuthorizeRequest,
+) -> Response {
+    let (nonce, set_cookie) = super::csrf::browser_nonce(state, headers);
+    let flow = seal(
+        state,
+        request,
+        Stage::Password,
+        super::csrf::binding(&nonce),
+        form_ttl(state),
+    );
+    let mut response = form_page(state, site, &flow, "", None, StatusCode::OK);
+    if let Some(value) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 pub(super) fn open_flow(state: &AppState, value: &str) -> Result<FlowState, Box<Response>> {

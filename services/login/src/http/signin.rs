@@ -11,12 +11,12 @@ use axum::Form;
 use serde::Deserialize;
 use tessera_proto::session::v1 as pb;
 
-use super::pages;
 use super::respond::{
-    form_page, open_flow, problem_page, redirect_with_code, seal, see_other, tampered, too_many,
-    unavailable,
+    form_page, open_flow, problem_page, redirect_with_code, restart_url, seal, see_other, tampered,
+    too_many, unavailable,
 };
 use super::session_cookie;
+use super::{csrf, pages};
 use crate::client_ip::client_ip;
 use crate::codes;
 use crate::directory::UserName;
@@ -121,6 +121,7 @@ pub async fn password(
             &state,
             request,
             Stage::Totp { user_id: user.id },
+            flow.browser,
             TOTP_STEP_TTL,
         );
         return pages::page(
@@ -273,6 +274,18 @@ fn begin_attempt(
 ) -> Result<FlowState, Box<Response>> {
     state.metrics.requests.inc("anon");
     let ip = client_ip(state, peer, headers);
+    if let Some(reason) = csrf::cross_site(state, headers) {
+        state.metrics.logins.inc("cross_site");
+        state.witness(Witnessed {
+            kind: "login_failed",
+            failure: true,
+            reason,
+            client_ip: &ip,
+            headers: Some(headers),
+            ..Default::default()
+        });
+        return Err(Box::new(csrf::refused_cross_site(state)));
+    }
     if let Err(wait) = state.ip_limiter.attempt(&ip, state.clock.now()) {
         state.metrics.rate_limited.inc("ip");
         state.witness(Witnessed {
@@ -285,5 +298,11 @@ fn begin_attempt(
         });
         return Err(Box::new(too_many(state, wait, "from your network")));
     }
-    open_flow(state, flow)
+    let flow = open_flow(state, flow)?;
+    if !csrf::same_browser(headers, &flow.browser) {
+        state.metrics.logins.inc("other_browser");
+        let restart = flow.request.as_ref().map(restart_url);
+        return Err(Box::new(csrf::other_browser(state, restart.as_deref())));
+    }
+    Ok(flow)
 }

@@ -299,18 +299,21 @@ async fn authorization_code(
     let mut body = token_body(state, &tokens, &grant.scope);
     if grant.scope.split(' ').any(|s| s == "openid") {
         let now_s = now.0 / 1000;
-        let id_token = state.key.sign(&IdTokenClaims {
-            iss: state.issuer.clone(),
-            sub: grant.user_id.clone(),
-            aud: site.client_id.clone(),
-            exp: now_s + state.config.id_token_seconds,
-            iat: now_s,
-            auth_time: grant.auth_time,
-            nonce: grant.nonce.clone(),
-            sid: tokens.session_id.clone(),
-            preferred_username: grant.user_name.clone(),
-            tessera_family: grant.central_sid.clone(),
-        });
+        let id_token = state.key.sign_id_token(
+            site.id_token_alg,
+            &IdTokenClaims {
+                iss: state.issuer.clone(),
+                sub: grant.user_id.clone(),
+                aud: site.client_id.clone(),
+                exp: now_s + state.config.id_token_seconds,
+                iat: now_s,
+                auth_time: grant.auth_time,
+                nonce: grant.nonce.clone(),
+                sid: tokens.session_id.clone(),
+                preferred_username: grant.user_name.clone(),
+                tessera_family: grant.central_sid.clone(),
+            },
+        );
         body["id_token"] = json!(id_token);
     }
     Ok(body)

@@ -1,6 +1,7 @@
 //! The whole thing in a real browser: headless Chromium signs in on wiki-a through the
 //! form, is signed in on wiki-b without one, signs out on wiki-b and is signed out on
-//! wiki-a. Screenshots go to `target/screenshots/` for people to look at.
+//! wiki-a, and a page on another site that auto-posts the login form with an attacker's
+//! credentials is refused. Screenshots go to `target/screenshots/` for people to look at.
 
 use std::path::PathBuf;
 
@@ -114,5 +115,63 @@ async fn single_sign_on_and_sign_out_across_two_sites_in_headless_chromium() {
         .find("#username")
         .await
         .expect("the form again: no automatic sign-in");
+
+    // Login CSRF: a page on another site posts the login form with the attacker's
+    // credentials and a flow the attacker fetched.
+    stack.add_user("mallory", PASSWORD).await.expect("user");
+    let mut attacker = tessera_testkit::Browser::new().expect("browser");
+    let form = attacker
+        .visit(&format!("{}/signin", wiki_a.url))
+        .await
+        .expect("the attacker's form");
+    let flow = form.form_field("flow").expect("flow");
+    let evil = evil_site(&stack.url("/login"), &flow).await;
+    browser.goto(&evil).await.expect("evil page");
+    browser
+        .wait_for_text("h1", "came from another site")
+        .await
+        .expect("the cross-site post is refused");
+    browser
+        .screenshot(&screenshot_dir().join("cross-site-post-refused.png"))
+        .await
+        .expect("screenshot");
+    let cookies = browser.cookies().await.expect("cookies");
+    assert!(
+        cookies
+            .iter()
+            .all(|c| c["name"] != "__Host-tessera-central"),
+        "no session was planted: {cookies:?}"
+    );
+    browser
+        .goto(&format!("{}/", wiki_a.url))
+        .await
+        .expect("wiki-a");
+    browser
+        .wait_for_text("#who", "not signed in")
+        .await
+        .expect("still signed out");
     browser.close().await;
+}
+
+/// Serves, on another host (127.0.0.1, not localhost), a page that posts the login form
+/// to `action` by itself; its URL.
+async fn evil_site(action: &str, flow: &str) -> String {
+    let page = format!(
+        "<!doctype html><form method=\"post\" action=\"{action}\">\
+<input name=\"flow\" value=\"{flow}\"><input name=\"username\" value=\"mallory\">\
+<input name=\"password\" value=\"{PASSWORD}\"></form><script>document.forms[0].submit()</script>"
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let url = format!(
+        "http://127.0.0.1:{}/",
+        listener.local_addr().expect("addr").port()
+    );
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::response::Html(page) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
 }

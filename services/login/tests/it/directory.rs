@@ -55,6 +55,7 @@ async fn directory_behaves(directory: &Directory) {
         ],
         post_logout_uris: vec!["https://c.example/".into()],
         backchannel_logout_uri: Some("https://c.example/bcl".into()),
+        id_token_alg: Default::default(),
     };
     let secret = directory.add_site(&site, now).await.expect("site");
     assert!(matches!(

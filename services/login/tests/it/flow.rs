@@ -1,7 +1,7 @@
 //! The authorization code flow end to end through HTTP, and single sign-on.
 
 use tessera_testkit::Browser;
-use tessera_verify::{verify_signed_json, Jwks};
+use tessera_verify::{verify_signed_json, Jwks, ID_TOKEN_TYP};
 
 use crate::support::{claims, world, Pkce};
 
@@ -43,7 +43,7 @@ async fn a_person_signs_in_and_the_site_gets_tokens_an_id_token_and_userinfo() {
         .await
         .expect("json");
     let id: serde_json::Value =
-        verify_signed_json(id_token, &jwks).expect("signed by a published key");
+        verify_signed_json(id_token, ID_TOKEN_TYP, &jwks).expect("signed by a published key");
     assert_eq!(id["iss"], world.stack.base_url.as_str());
     assert_eq!(id["aud"], "wiki-a");
     assert_eq!(id["nonce"], "nonce-one");
@@ -143,7 +143,7 @@ async fn an_unknown_site_or_unregistered_redirect_gets_a_page_never_a_redirect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn discovery_names_every_endpoint_and_only_s256_and_eddsa() {
+async fn discovery_names_every_endpoint_s256_only_and_both_id_token_algorithms() {
     let world = world().await;
     let doc: serde_json::Value = world
         .http
@@ -172,7 +172,7 @@ async fn discovery_names_every_endpoint_and_only_s256_and_eddsa() {
     );
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],
-        serde_json::json!(["EdDSA"])
+        serde_json::json!(["EdDSA", "RS256"])
     );
     assert_eq!(doc["backchannel_logout_supported"], true);
 }

@@ -141,12 +141,18 @@ async fn too_many_attempts_from_one_ip_or_on_one_account_get_429_with_retry_afte
         .await
         .expect("authorize");
     let flow = form.form_field("flow").expect("flow");
+    let nonce = browser
+        .cookie("__Host-tessera-preauth")
+        .expect("pre-login cookie")
+        .to_owned();
     let attempt = |user: &'static str| {
         let flow = flow.clone();
         let url = world.stack.url("/login");
+        let nonce = nonce.clone();
         async move {
-            Browser::new()
-                .expect("browser")
+            let mut browser = Browser::new().expect("browser");
+            browser.set_cookie("__Host-tessera-preauth", &nonce);
+            browser
                 .post(
                     &url,
                     &[

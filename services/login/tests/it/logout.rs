@@ -153,7 +153,23 @@ async fn signing_in_on_one_demo_site_signs_in_on_the_other_and_signing_out_of_ei
         .post(&format!("{}/signout", wiki_b.url), &[])
         .await
         .expect("signout");
-    let after = browser.follow(out).await.expect("signed out");
+    assert!(
+        !out.body.contains("id_token_hint=") && out.location().is_none(),
+        "the ID token never travels in a URL"
+    );
+    let fields: Vec<(String, String)> = ["client_id", "post_logout_redirect_uri", "id_token_hint"]
+        .iter()
+        .map(|name| (name.to_string(), out.form_field(name).expect(name)))
+        .collect();
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let posted = browser
+        .post_from(&wiki_b.url, &stack.url("/logout"), &fields)
+        .await
+        .expect("logout post");
+    let after = browser.follow(posted).await.expect("signed out");
     assert!(after.url.starts_with(&wiki_b.url));
     assert!(
         after.body.contains("You are not signed in"),
@@ -235,4 +251,101 @@ async fn a_lost_code_is_retried_once_silently_and_without_a_session_the_page_off
     assert!(page.url.starts_with(&wiki.url));
     assert!(page.body.contains("Sign in again"), "{}", page.body);
     assert!(page.body.contains("no longer signed in"), "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_hint_naming_another_session_asks_first_and_ends_only_what_is_confirmed() {
+    let world = world().await;
+    let mut owner = Browser::new().expect("browser");
+    let pkce = Pkce::new("owner");
+    let code = world.code(&mut owner, &pkce).await;
+    let (_, owners) = world.redeem(&code, &pkce).await;
+    let owners_hint = owners["id_token"].as_str().expect("id token");
+
+    let mut other = Browser::new().expect("browser");
+    let pkce = Pkce::new("other");
+    let code = world.code(&mut other, &pkce).await;
+    let (_, others) = world.redeem(&code, &pkce).await;
+
+    let ask = other
+        .get(&format!(
+            "{}?id_token_hint={owners_hint}",
+            world.stack.url("/logout")
+        ))
+        .await
+        .expect("logout");
+    assert_eq!(ask.status, 200, "asked, not signed out: {}", ask.body);
+    assert!(ask.body.contains("Sign out?"), "{}", ask.body);
+    assert!(
+        !ask.body.contains("You are signed out"),
+        "no sign-out is claimed"
+    );
+    assert!(ask.set_cookies().is_empty(), "no cookie was deleted");
+    assert!(other.cookie("__Host-tessera-central").is_some());
+    let at = |tokens: &serde_json::Value| tokens["access_token"].as_str().expect("at").to_owned();
+    assert_eq!(
+        world.userinfo(&at(&owners)).await.0,
+        200,
+        "the named session lives"
+    );
+    assert_eq!(
+        world.userinfo(&at(&others)).await.0,
+        200,
+        "this browser's session lives"
+    );
+
+    let flow = ask.form_field("flow").expect("flow");
+    let done = other
+        .post(&world.stack.url("/logout"), &[("flow", &flow)])
+        .await
+        .expect("confirm");
+    assert!(done.body.contains("You are signed out"), "{}", done.body);
+    assert_eq!(
+        world.userinfo(&at(&others)).await.0,
+        401,
+        "the confirmed sign-out ended this browser's session"
+    );
+    assert_eq!(
+        world.userinfo(&at(&owners)).await.0,
+        200,
+        "another person's session is not ended by a hint"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_without_a_session_says_so_and_the_confirmation_refuses_cross_site_posts() {
+    let world = world().await;
+    let mut nobody = Browser::new().expect("browser");
+    let page = nobody
+        .get(&world.stack.url("/logout"))
+        .await
+        .expect("logout");
+    assert!(
+        page.body.contains("You were not signed in"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("You are signed out"));
+
+    let mut browser = Browser::new().expect("browser");
+    world.code(&mut browser, &Pkce::new("x")).await;
+    let ask = browser
+        .get(&world.stack.url("/logout"))
+        .await
+        .expect("logout");
+    let flow = ask.form_field("flow").expect("flow");
+    let forced = browser
+        .post_from(
+            "https://evil.example",
+            &world.stack.url("/logout"),
+            &[("flow", &flow)],
+        )
+        .await
+        .expect("post");
+    assert_eq!(forced.status, 403, "{}", forced.body);
+    let still = browser
+        .get(&world.authorize_url(&Pkce::new("y"), &[]))
+        .await
+        .expect("authorize");
+    assert_eq!(still.status, 303, "still signed in");
 }

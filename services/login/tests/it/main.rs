@@ -4,10 +4,12 @@
 mod admin;
 mod audit;
 mod browser;
+mod csrf;
 mod directory;
 mod flow;
 mod form;
 mod logout;
 mod support;
 mod token;
+mod tokens;
 mod tracing;

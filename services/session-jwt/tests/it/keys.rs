@@ -61,7 +61,7 @@ async fn a_site_with_stale_keys_fetches_them_when_it_meets_the_new_key() {
     use tessera_verify::{SiteVerifier, Verifier, VerifierConfig};
 
     let stack = stack().await;
-    let verifier = Arc::new(Verifier::new(VerifierConfig::new("tessera", "wiki-a")));
+    let verifier = Arc::new(Verifier::new(VerifierConfig::new("wiki-a")));
     let site = SiteVerifier::new(
         verifier,
         Arc::new(stack.source().await),

@@ -232,7 +232,7 @@ async fn a_logout_on_one_replica_reaches_subscribers_of_another() {
         .expect("issued")
         .into_inner();
 
-    let site = Arc::new(Verifier::new(VerifierConfig::new("tessera", "wiki-a")));
+    let site = Arc::new(Verifier::new(VerifierConfig::new("wiki-a")));
     site.set_keys(&b.sessions.jwks());
     let follower = SessionServiceSource::new(
         pki.channel_to(&pki.files("login"), b.grpc_addr, "session-jwt")

@@ -50,7 +50,7 @@ impl Stack {
 
     /// A site's verifier with the service's published keys.
     pub async fn site_verifier(&self, site: &str) -> Arc<Verifier> {
-        let verifier = Arc::new(Verifier::new(VerifierConfig::new("tessera", site)));
+        let verifier = Arc::new(Verifier::new(VerifierConfig::new(site)));
         let jwks = self
             .login()
             .await
