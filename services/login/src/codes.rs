@@ -68,6 +68,38 @@ pub enum CodeRefusal {
     AlreadyUsed,
     /// Never issued (or long forgotten).
     Unknown,
+    /// Issued to another site.
+    WrongSite,
+    /// Issued for another redirect URI.
+    RedirectMismatch,
+    /// The PKCE verifier does not match the challenge.
+    PkceMismatch,
+}
+
+/// What the redeeming site presents with a code.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    /// The authenticated site.
+    pub client_id: &'a str,
+    /// The `redirect_uri` it sent.
+    pub redirect_uri: &'a str,
+    /// The PKCE `code_verifier` it sent.
+    pub verifier: &'a str,
+}
+
+impl CodeGrant {
+    fn check(&self, presented: Presented<'_>) -> Result<(), CodeRefusal> {
+        if self.client_id != presented.client_id {
+            return Err(CodeRefusal::WrongSite);
+        }
+        if self.redirect_uri != presented.redirect_uri {
+            return Err(CodeRefusal::RedirectMismatch);
+        }
+        if !pkce_matches(presented.verifier, &self.code_challenge) {
+            return Err(CodeRefusal::PkceMismatch);
+        }
+        Ok(())
+    }
 }
 
 /// Mints a code for `request` and the signed-in user.
@@ -92,11 +124,22 @@ pub async fn mint(
         minted_at: state.clock.now().0,
     };
     let value = serde_json::to_vec(&grant).map_err(|e| LoginError::Crypto(e.to_string()))?;
-    let code = state
+    let token = state
         .backends
         .stash
         .put_single_use(CODE_NAMESPACE, value, state.config.code_ttl())
         .await?;
+    let code = format!(
+        "{token}.{}",
+        binding_tags(
+            state,
+            &token,
+            &request.client_id,
+            &request.redirect_uri,
+            &request.code_challenge
+        )
+        .concat()
+    );
     state.metrics.codes_issued.inc();
     state.witness(crate::state::Witnessed {
         kind: "code_issued",
@@ -108,23 +151,87 @@ pub async fn mint(
     Ok(code)
 }
 
-/// Consumes `code`: exactly one caller ever gets its grant.
-pub async fn take(
+/// Characters of each binding tag a code carries.
+const TAG_CHARS: usize = 8;
+
+/// The tags binding the stash entry `token` to a site, a redirect URI and a PKCE
+/// challenge, in that order.
+fn binding_tags(
+    state: &AppState,
+    token: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    challenge: &str,
+) -> [String; 3] {
+    let tag = |what: &str, value: &str| {
+        state
+            .flow
+            .tag("code-binding", &[token, what, value], TAG_CHARS)
+    };
+    [
+        tag("client", client_id),
+        tag("redirect", redirect_uri),
+        tag("challenge", challenge),
+    ]
+}
+
+/// Redeems `code` for the site that `presented` it. A code carries keyed tags of the
+/// site, redirect URI and PKCE challenge it was issued for, so the binding is checked
+/// before the stash entry is consumed (RFC 6749 section 4.1.3): another registered site,
+/// a wrong redirect or a wrong verifier consumes nothing. The consuming take is atomic,
+/// so exactly one caller ever gets the grant.
+pub async fn redeem(
     state: &AppState,
     code: &str,
+    presented: Presented<'_>,
 ) -> Result<Result<CodeGrant, CodeRefusal>, LoginError> {
     if code.is_empty() || code.len() > 256 {
         return Ok(Err(CodeRefusal::Unknown));
     }
-    Ok(match state.backends.stash.take(code).await? {
-        Lookup::Found(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(grant) => Ok(grant),
-            Err(_) => Err(CodeRefusal::Unknown),
+    let Some((token, tags)) = code
+        .rsplit_once('.')
+        .filter(|(_, t)| t.len() == 3 * TAG_CHARS)
+    else {
+        return Ok(Err(CodeRefusal::Unknown));
+    };
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(presented.verifier.as_bytes()));
+    let expected = binding_tags(
+        state,
+        token,
+        presented.client_id,
+        presented.redirect_uri,
+        &challenge,
+    );
+    let carried = tags.as_bytes().chunks(TAG_CHARS);
+    for (refusal, (expected, carried)) in [
+        CodeRefusal::WrongSite,
+        CodeRefusal::RedirectMismatch,
+        CodeRefusal::PkceMismatch,
+    ]
+    .into_iter()
+    .zip(expected.iter().zip(carried))
+    {
+        if !bool::from(expected.as_bytes().ct_eq(carried)) {
+            return Ok(Err(refusal));
+        }
+    }
+    let grant = match state.backends.stash.take(token).await? {
+        Lookup::Found(bytes) => match serde_json::from_slice::<CodeGrant>(&bytes) {
+            Ok(grant) => grant,
+            Err(_) => return Ok(Err(CodeRefusal::Unknown)),
         },
-        Lookup::Expired => Err(CodeRefusal::Expired),
-        Lookup::Consumed => Err(CodeRefusal::AlreadyUsed),
-        Lookup::Deleted | Lookup::Unknown => Err(CodeRefusal::Unknown),
-    })
+        other => return Ok(Err(refusal(other))),
+    };
+    // The tags already said so; the stored grant is the authority all the same.
+    Ok(grant.check(presented).map(|()| grant))
+}
+
+fn refusal(lookup: Lookup) -> CodeRefusal {
+    match lookup {
+        Lookup::Expired => CodeRefusal::Expired,
+        Lookup::Consumed => CodeRefusal::AlreadyUsed,
+        _ => CodeRefusal::Unknown,
+    }
 }
 
 /// Whether `verifier` (RFC 7636: 43-128 unreserved characters) hashes to `challenge`.

@@ -15,7 +15,7 @@ use serde_json::json;
 use tessera_proto::session::v1 as pb;
 
 use super::pages;
-use crate::codes::{self, CodeRefusal};
+use crate::codes::{self, CodeRefusal, Presented};
 use crate::directory::Site;
 use crate::signing::IdTokenClaims;
 use crate::state::{AppState, Shared};
@@ -232,7 +232,15 @@ async fn authorization_code(
         tracing::info!(site = %site.client_id, reason, "code redemption refused");
         OAuthError::invalid_grant(description)
     };
-    let grant = match codes::take(state, code).await.map_err(|e| OAuthError::unavailable(&e))? {
+    let presented = Presented {
+        client_id: &site.client_id,
+        redirect_uri,
+        verifier,
+    };
+    let redeemed = codes::redeem(state, code, presented)
+        .await
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    let grant = match redeemed {
         Ok(grant) => grant,
         Err(CodeRefusal::Expired) => {
             return Err(refuse("expired", "code expired: authorization codes are valid for 60 seconds; start the sign-in again"))
@@ -241,27 +249,27 @@ async fn authorization_code(
             codes::revoke_replayed(state, code)
                 .await
                 .map_err(|e| OAuthError::unavailable(&e))?;
-            return Err(refuse("consumed", "code already used: each authorization code can be redeemed once; the session it issued was revoked; start the sign-in again"));
+            return Err(refuse("consumed", "code already used: each authorization code can be redeemed once; the session it issued was revoked; start the sign-in again"))
         }
         Err(CodeRefusal::Unknown) => {
             return Err(refuse("unknown", "code unknown: this authorization code was never issued or is long gone; start the sign-in again"))
         }
+        Err(CodeRefusal::WrongSite) => {
+            return Err(refuse("wrong_site", "code was issued to another site; nothing was consumed"))
+        }
+        Err(CodeRefusal::RedirectMismatch) => {
+            return Err(refuse(
+                "redirect_mismatch",
+                "redirect mismatch: redirect_uri differs from the one the code was issued for",
+            ))
+        }
+        Err(CodeRefusal::PkceMismatch) => {
+            return Err(refuse(
+                "pkce_mismatch",
+                "PKCE mismatch: code_verifier does not hash (S256) to the code_challenge",
+            ))
+        }
     };
-    if grant.client_id != site.client_id {
-        return Err(refuse("wrong_site", "code was issued to another site"));
-    }
-    if grant.redirect_uri != redirect_uri {
-        return Err(refuse(
-            "redirect_mismatch",
-            "redirect mismatch: redirect_uri differs from the one the code was issued for",
-        ));
-    }
-    if !codes::pkce_matches(verifier, &grant.code_challenge) {
-        return Err(refuse(
-            "pkce_mismatch",
-            "PKCE mismatch: code_verifier does not hash (S256) to the code_challenge",
-        ));
-    }
     let tokens = state
         .backends
         .issue(pb::IssueRequest {

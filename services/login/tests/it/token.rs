@@ -302,3 +302,47 @@ async fn userinfo_without_a_valid_bearer_token_is_401_with_a_challenge() {
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_presented_by_another_site_or_with_a_wrong_binding_is_not_consumed() {
+    let world = world().await;
+    let other_secret = world
+        .stack
+        .add_site("wiki-z", "http://localhost:9/z-callback", None, None)
+        .await
+        .expect("site");
+    let mut browser = Browser::new().expect("browser");
+    let pkce = Pkce::new("burn");
+    let code = world.code(&mut browser, &pkce).await;
+
+    let stolen = world
+        .http
+        .post(world.stack.url("/token"))
+        .basic_auth("wiki-z", Some(&other_secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://localhost:9/z-callback"),
+            ("code_verifier", pkce.verifier.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(stolen.status().as_u16(), 400);
+    let body: serde_json::Value = stolen.json().await.expect("json");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .expect("text")
+            .contains("another site"),
+        "{body}"
+    );
+    let (status, _) = world.redeem(&code, &Pkce::new("wrong")).await;
+    assert_eq!(status, 400, "a wrong verifier is refused");
+
+    let (status, tokens) = world.redeem(&code, &pkce).await;
+    assert_eq!(
+        status, 200,
+        "the owner still redeems the code nobody else could burn: {tokens}"
+    );
+}
