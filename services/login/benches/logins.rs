@@ -122,7 +122,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let stack = LoginStack::start(|c| {
             c.attempts_per_ip_per_minute = 1_000_000;
-            c.attempts_per_account_per_minute = 1_000_000;
+            c.account_failures_before_backoff = 1_000_000;
         })
         .await?;
         stack.add_user("bench", PASSWORD).await?;

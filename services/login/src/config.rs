@@ -50,11 +50,20 @@ pub struct LoginConfig {
     pub id_token_seconds: u64,
     /// Sign-in attempts (form posts) allowed per client IP per minute.
     pub attempts_per_ip_per_minute: u32,
-    /// Sign-in attempts allowed per account name per minute.
-    pub attempts_per_account_per_minute: u32,
-    /// A header carrying the client IP, set by a trusted reverse proxy (e.g.
-    /// `x-forwarded-for`, whose last entry is used). Unset: the peer address.
+    /// Wrong passwords for one account from one network (IPv4 address, IPv6 /64) before
+    /// each further attempt from there waits, twice as long each time (up to 15
+    /// minutes). Keyed by account *and* network, so nobody elsewhere can lock a person
+    /// out.
+    pub account_failures_before_backoff: u32,
+    /// Wrong second-factor codes for one account before it waits, twice as long each
+    /// time (up to 15 minutes); counted in the directory, so across every replica.
+    pub totp_failures_before_backoff: u32,
+    /// A header carrying the client IP chain, set by a reverse proxy (e.g.
+    /// `x-forwarded-for`). Believed only from `trusted_proxies`. Unset: the peer address.
     pub client_ip_header: Option<String>,
+    /// The reverse proxies whose `client_ip_header` is believed: addresses or blocks
+    /// (`10.0.0.0/8`, `2001:db8::/32`).
+    pub trusted_proxies: Vec<String>,
     /// How long a back-channel logout POST to one site may take, milliseconds.
     pub backchannel_timeout_ms: u64,
     /// The session service.
@@ -104,8 +113,10 @@ impl Default for LoginConfig {
             form_ttl_seconds: 600,
             id_token_seconds: 300,
             attempts_per_ip_per_minute: 60,
-            attempts_per_account_per_minute: 10,
+            account_failures_before_backoff: 5,
+            totp_failures_before_backoff: 5,
             client_ip_header: None,
+            trusted_proxies: Vec::new(),
             backchannel_timeout_ms: 2000,
             session_jwt: Upstream {
                 url: "https://127.0.0.1:7402".into(),
@@ -192,8 +203,24 @@ impl LoginConfig {
         if !(60..=3600).contains(&self.form_ttl_seconds) {
             return bad("form_ttl_seconds must be between 60 and 3600".into());
         }
-        if self.attempts_per_ip_per_minute == 0 || self.attempts_per_account_per_minute == 0 {
-            return bad("attempts_per_*_per_minute must be at least 1".into());
+        if self.attempts_per_ip_per_minute == 0
+            || self.account_failures_before_backoff == 0
+            || self.totp_failures_before_backoff == 0
+        {
+            return bad(
+                "attempts_per_ip_per_minute and *_failures_before_backoff must be at least 1"
+                    .into(),
+            );
+        }
+        self.trusted_proxy_blocks()?;
+        if self.client_ip_header.is_some() && self.trusted_proxies.is_empty() {
+            return bad("client_ip_header is set but trusted_proxies is empty: name the proxies whose header is believed (anyone else could write it)".into());
+        }
+        if self.dev_insecure_http && !self.listen.ip().is_loopback() {
+            return bad(format!(
+                "dev_insecure_http serves plain HTTP, so listen must be a loopback address, not {}",
+                self.listen
+            ));
         }
         for (key, upstream) in [("session_jwt", &self.session_jwt), ("stash", &self.stash)] {
             if !upstream.url.starts_with("https://") {
@@ -204,6 +231,14 @@ impl LoginConfig {
             }
         }
         Ok(())
+    }
+
+    /// `trusted_proxies`, parsed.
+    pub fn trusted_proxy_blocks(&self) -> Result<Vec<crate::client_ip::Block>, LoginError> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| crate::client_ip::Block::try_from(text.as_str()))
+            .collect()
     }
 
     /// The issuer: the public URL without its trailing slash.

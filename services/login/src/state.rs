@@ -13,7 +13,7 @@ use crate::directory::Directory;
 use crate::flow::FlowSigner;
 use crate::metrics::LoginMetrics;
 use crate::password::Passwords;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{FailureBackoff, RateLimiter};
 use crate::signing::LoginKey;
 
 /// Everything a request handler needs. Shared as `Arc<AppState>`.
@@ -39,8 +39,10 @@ pub struct AppState {
     pub metrics: Arc<LoginMetrics>,
     /// Attempts per client IP.
     pub ip_limiter: RateLimiter,
-    /// Attempts per account.
-    pub account_limiter: RateLimiter,
+    /// Wrong passwords per account and network.
+    pub account_backoff: FailureBackoff,
+    /// The proxies whose client-address header is believed.
+    pub trusted_proxies: Vec<crate::client_ip::Block>,
     /// For back-channel logout deliveries.
     pub http: reqwest::Client,
     /// Security events for the audit log (never waits on it).
@@ -76,7 +78,8 @@ impl AppState {
         Ok(AppState {
             issuer: config.issuer(),
             ip_limiter: RateLimiter::new(config.attempts_per_ip_per_minute, minute),
-            account_limiter: RateLimiter::new(config.attempts_per_account_per_minute, minute),
+            account_backoff: FailureBackoff::new(config.account_failures_before_backoff),
+            trusted_proxies: config.trusted_proxy_blocks()?,
             config,
             directory,
             passwords,

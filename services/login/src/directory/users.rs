@@ -19,6 +19,8 @@ pub struct User {
     pub disabled: bool,
     /// The TOTP secret (base32), when enrolled.
     pub totp_secret: Option<String>,
+    /// Until when the second factor refuses every code (too many wrong ones).
+    pub totp_locked_until: UnixMillis,
 }
 
 impl std::fmt::Debug for User {
@@ -33,7 +35,7 @@ impl std::fmt::Debug for User {
     }
 }
 
-const COLUMNS: &str = "id, name, password_hash, disabled, totp_secret";
+const COLUMNS: &str = "id, name, password_hash, disabled, totp_secret, totp_locked_until";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
@@ -42,6 +44,9 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
         password_hash: row.try_get("password_hash")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         totp_secret: row.try_get("totp_secret")?,
+        totp_locked_until: UnixMillis(
+            u64::try_from(row.try_get::<i64, _>("totp_locked_until")?).unwrap_or(0),
+        ),
     })
 }
 
@@ -139,6 +144,46 @@ impl Directory {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Directory {
+    /// Counts a wrong second-factor code for `user_id` at `now`; past `free` of them in a
+    /// row, the second factor waits (see [`crate::ratelimit::backoff`]). Kept in the
+    /// directory, so every replica sees the same count.
+    pub async fn totp_failed(
+        &self,
+        user_id: &str,
+        free: u32,
+        now: UnixMillis,
+    ) -> Result<(), LoginError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET totp_failures = totp_failures + 1 WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let failures: i64 = sqlx::query("SELECT totp_failures FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("totp_failures")?;
+        let wait = crate::ratelimit::backoff(u32::try_from(failures).unwrap_or(u32::MAX), free);
+        sqlx::query("UPDATE users SET totp_locked_until = $1 WHERE id = $2")
+            .bind(now.saturating_add(wait).as_i64())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets the wrong second-factor codes of `user_id` (a right one was entered).
+    pub async fn totp_succeeded(&self, user_id: &str) -> Result<(), LoginError> {
+        sqlx::query("UPDATE users SET totp_failures = 0, totp_locked_until = 0 WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

@@ -20,6 +20,9 @@ use axum::Router;
 
 use crate::state::Shared;
 
+/// The largest request body read (sign-in forms, `/token`, `/logout` posts).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// The router of the public surface.
 pub fn router(state: Shared) -> Router {
     Router::new()
@@ -41,6 +44,8 @@ pub fn router(state: Shared) -> Router {
         .route("/revoke", post(userinfo::revoke))
         .route("/logout", get(logout::logout).post(logout::post))
         .fallback(not_found)
+        // Every form and request here is small; nothing larger is read.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(traced))
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -37,13 +38,52 @@ pub struct PasswordForm {
     password: String,
 }
 
+/// The longest user name field accepted (names are 3-20 characters; the rest is slack
+/// for typing mistakes, not for megabytes).
+pub const MAX_USERNAME_BYTES: usize = 100;
+/// The longest password accepted.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest second-factor code field accepted.
+pub const MAX_CODE_BYTES: usize = 16;
+
+/// A form that could not be read (too large, not a form): said plainly.
+fn unreadable(state: &AppState, rejection: &FormRejection) -> Response {
+    let status = rejection.status();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "The form sent was far larger than any sign-in form, so it was not read. Go back and enter your user name and password again."
+    } else {
+        "The form sent could not be read. Go back and enter your user name and password again."
+    };
+    problem_page(state, status, "Form not accepted", message)
+}
+
+/// A field over its documented size, refused before it reaches any limiter or hasher.
+fn oversized(state: &AppState, what: &str, limit: usize) -> Response {
+    problem_page(
+        state,
+        StatusCode::BAD_REQUEST,
+        "Form not accepted",
+        &format!("The {what} is longer than {limit} characters, which no account has. Go back and enter it again."),
+    )
+}
+
 /// `POST /login`: name and password.
 pub async fn password(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<PasswordForm>,
+    form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => return unreadable(&state, &rejection),
+    };
+    if form.username.len() > MAX_USERNAME_BYTES {
+        return oversized(&state, "user name", MAX_USERNAME_BYTES);
+    }
+    if form.password.len() > MAX_PASSWORD_BYTES {
+        return oversized(&state, "password", MAX_PASSWORD_BYTES);
+    }
     let now = state.clock.now();
     let flow = match begin_attempt(&state, peer, &headers, &form.flow) {
         Ok(flow) => flow,
@@ -66,7 +106,8 @@ pub async fn password(
     };
     let account_key = form.username.trim().to_lowercase();
     let ip = client_ip(&state, peer, &headers);
-    if let Err(wait) = state.account_limiter.attempt(&account_key, now) {
+    let backoff_key = format!("{account_key}|{ip}");
+    if let Err(wait) = state.account_backoff.check(&backoff_key, now) {
         state.metrics.rate_limited.inc("account");
         state.witness(Witnessed {
             kind: "rate_limited",
@@ -78,7 +119,7 @@ pub async fn password(
             headers: Some(&headers),
             ..Default::default()
         });
-        return too_many(&state, wait, "for this account");
+        return too_many(&state, wait, "for this account from your network");
     }
     let user = match UserName::try_from(form.username.as_str()) {
         Ok(name) => match state.directory.user_by_name(&name).await {
@@ -94,6 +135,7 @@ pub async fn password(
     let user = match user {
         Some(user) if matched && !user.disabled => user,
         _ => {
+            state.account_backoff.failed(&backoff_key, now);
             state.metrics.logins.inc("bad_credentials");
             let user_id = user.as_ref().map(|u| u.id.clone()).unwrap_or_default();
             state.witness(Witnessed {
@@ -116,6 +158,7 @@ pub async fn password(
             );
         }
     };
+    state.account_backoff.succeeded(&backoff_key);
     if user.totp_secret.is_some() {
         let flow = seal(
             &state,
@@ -147,8 +190,15 @@ pub async fn totp(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<TotpForm>,
+    form: Result<Form<TotpForm>, FormRejection>,
 ) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => return unreadable(&state, &rejection),
+    };
+    if form.code.len() > MAX_CODE_BYTES {
+        return oversized(&state, "code", MAX_CODE_BYTES);
+    }
     let now = state.clock.now();
     let flow = match begin_attempt(&state, peer, &headers, &form.flow) {
         Ok(flow) => flow,
@@ -157,13 +207,6 @@ pub async fn totp(
     let (Some(request), Stage::Totp { user_id }) = (flow.request.clone(), &flow.stage) else {
         return tampered(&state);
     };
-    if let Err(wait) = state
-        .account_limiter
-        .attempt(&format!("totp:{user_id}"), now)
-    {
-        state.metrics.rate_limited.inc("account");
-        return too_many(&state, wait, "for this account");
-    }
     let (site, user) = match (
         state.directory.site(&request.client_id).await,
         state.directory.user_by_id(user_id).await,
@@ -175,6 +218,14 @@ pub async fn totp(
     let Some(secret) = &user.totp_secret else {
         return tampered(&state);
     };
+    if user.totp_locked_until > now {
+        state.metrics.rate_limited.inc("totp");
+        return too_many(
+            &state,
+            user.totp_locked_until.saturating_since(now),
+            "with a wrong code for this account",
+        );
+    }
     let ip = client_ip(&state, peer, &headers);
     let retry = |reason: &str, message: &str| {
         state.metrics.logins.inc("bad_totp");
@@ -196,13 +247,22 @@ pub async fn totp(
         )
     };
     let Some(step) = crate::totp::matching_step(secret, &form.code, now.0 / 1000) else {
+        let free = state.config.totp_failures_before_backoff;
+        if let Err(err) = state.directory.totp_failed(&user.id, free, now).await {
+            return unavailable(&state, &err);
+        }
         return retry(
             "bad_totp",
             "That code is not right. Enter the 6-digit code your authenticator app shows now.",
         );
     };
     match state.directory.use_totp_step(&user.id, step).await {
-        Ok(true) => complete(&state, &request, &user.id, &user.name, &ip, &headers).await,
+        Ok(true) => {
+            if let Err(err) = state.directory.totp_succeeded(&user.id).await {
+                return unavailable(&state, &err);
+            }
+            complete(&state, &request, &user.id, &user.name, &ip, &headers).await
+        }
         Ok(false) => retry(
             "totp_reused",
             "That code was already used. Wait for your app to show the next code, then enter it.",

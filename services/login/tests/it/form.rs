@@ -10,7 +10,7 @@ use crate::support::{world, world_with, Pkce, PASSWORD};
 async fn thousands_of_anonymous_form_requests_store_nothing_in_the_stash() {
     let world = world_with(|c| {
         c.attempts_per_ip_per_minute = 10_000;
-        c.attempts_per_account_per_minute = 10_000;
+        c.account_failures_before_backoff = 10_000;
     })
     .await;
     let before = world.stash_entries().await;
@@ -132,7 +132,7 @@ async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
 async fn too_many_attempts_from_one_ip_or_on_one_account_get_429_with_retry_after() {
     let world = world_with(|c| {
         c.attempts_per_ip_per_minute = 5;
-        c.attempts_per_account_per_minute = 3;
+        c.account_failures_before_backoff = 3;
     })
     .await;
     let mut browser = Browser::new().expect("browser");

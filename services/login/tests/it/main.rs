@@ -8,6 +8,7 @@ mod csrf;
 mod directory;
 mod flow;
 mod form;
+mod limits;
 mod logout;
 mod support;
 mod token;
