@@ -58,26 +58,79 @@ pub async fn add_user(
     directory.add_user(&name, &hash, now).await.map(Some)
 }
 
-/// `user passwd`.
+/// `user passwd`: the new password, then every session of the user ends (someone who
+/// knew the old password must not stay signed in).
 pub async fn set_password(
+    config: &LoginConfig,
     directory: &Directory,
     name: &str,
     password: String,
 ) -> Result<(), LoginError> {
     let name = UserName::try_from(name)?;
     let hash = Passwords::new()?.hash(password).await?;
-    directory.set_password(&name, &hash).await
+    directory.set_password(&name, &hash).await?;
+    end_sessions_after(config, directory, &name, "the password was changed").await
 }
 
-/// `user disable` (or enable).
+/// `user disable` (or enable). Disabling ends every session of the user.
 pub async fn set_disabled(
+    config: &LoginConfig,
     directory: &Directory,
     name: &str,
     disabled: bool,
 ) -> Result<(), LoginError> {
-    directory
-        .set_disabled(&UserName::try_from(name)?, disabled)
-        .await
+    let name = UserName::try_from(name)?;
+    directory.set_disabled(&name, disabled).await?;
+    if !disabled {
+        return Ok(());
+    }
+    end_sessions_after(config, directory, &name, "the user was disabled").await
+}
+
+/// `user end-sessions`: every session of the user ends, on every site, within a second.
+pub async fn end_sessions(
+    config: &LoginConfig,
+    directory: &Directory,
+    name: &str,
+) -> Result<(), LoginError> {
+    let name = UserName::try_from(name)?;
+    end_sessions_after(config, directory, &name, "asked to").await
+}
+
+/// Ends the sessions of `name` through the session service (one user epoch, O(1)).
+/// The directory change before it already holds, so when the session service cannot be
+/// reached the error says so and how to finish.
+async fn end_sessions_after(
+    config: &LoginConfig,
+    directory: &Directory,
+    name: &UserName,
+    why: &str,
+) -> Result<(), LoginError> {
+    let user = directory
+        .user_by_name(name)
+        .await?
+        .ok_or_else(|| LoginError::NotFound {
+            what: "user",
+            name: name.to_string(),
+        })?;
+    let ended = async {
+        let tls = config
+            .tls
+            .resolve(&crate::config::login_identity())
+            .map_err(|e| LoginError::Config(format!("tls: {e}")))?;
+        let backends = crate::backends::Backends::connect(config, &tls)?;
+        backends
+            .revoke(crate::backends::revoke_user(&user.id))
+            .await
+            .map_err(LoginError::from)
+    }
+    .await;
+    ended.map(|_| ()).map_err(|err| LoginError::Backend {
+        service: "the session service",
+        message: format!(
+            "{why} in the directory, but the sessions of {name} could not be ended ({err}); run `tessera-login user end-sessions {name}` once the session service is reachable"
+        ),
+    })
 }
 
 /// `user totp-enroll`: the secret and the `otpauth://` URI for an authenticator app.
@@ -162,9 +215,11 @@ pub enum UserCommand {
         #[arg(long)]
         if_absent: bool,
     },
-    /// Set a user's password (prompt or stdin).
+    /// Set a user's password (prompt or stdin); ends their sessions.
     Passwd { name: String },
-    /// Disable a user: no new sign-ins, and their SSO stops.
+    /// End every session of a user, on every site.
+    EndSessions { name: String },
+    /// Disable a user: no new sign-ins, and every session of theirs ends.
     Disable {
         name: String,
         /// Enable the user again instead.
@@ -242,17 +297,26 @@ async fn run_user(
         }
         UserCommand::Passwd { name } => {
             let password = read_new_password()?;
-            set_password(directory, &name, password).await?;
-            writeln!(out, "password of {name} changed").map_err(printing)?;
+            set_password(config, directory, &name, password).await?;
+            writeln!(out, "password of {name} changed; their sessions were ended")
+                .map_err(printing)?;
         }
         UserCommand::Disable { name, enable } => {
-            set_disabled(directory, &name, !enable).await?;
+            set_disabled(config, directory, &name, !enable).await?;
             writeln!(
                 out,
                 "user {name} {}",
-                if enable { "enabled" } else { "disabled" }
+                if enable {
+                    "enabled"
+                } else {
+                    "disabled; their sessions were ended"
+                }
             )
             .map_err(printing)?;
+        }
+        UserCommand::EndSessions { name } => {
+            end_sessions(config, directory, &name).await?;
+            writeln!(out, "every session of {name} was ended").map_err(printing)?;
         }
         UserCommand::TotpEnroll { name } => {
             let issuer = if config.public_url.is_empty() {

@@ -183,6 +183,14 @@ pub fn revoke_session(session_id: &str) -> pb::RevokeRequest {
     }
 }
 
+/// Revokes every session of a user (one epoch at the session service).
+pub fn revoke_user(user_id: &str) -> pb::RevokeRequest {
+    pb::RevokeRequest {
+        scope: Some(pb::revoke_request::Scope::UserId(user_id.to_owned())),
+        audience: String::new(),
+    }
+}
+
 /// Revokes a central session and every site session derived from it.
 pub fn revoke_family(central_session_id: &str) -> pb::RevokeRequest {
     pb::RevokeRequest {

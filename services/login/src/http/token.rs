@@ -334,16 +334,40 @@ async fn refresh(
 ) -> Result<serde_json::Value, OAuthError> {
     let refresh_token = required(form, "refresh_token")?;
     match state.backends.refresh(refresh_token, &site.client_id).await {
-        Ok(tokens) => Ok(token_body(
-            state,
-            &tokens,
-            form.get("scope").map(String::as_str).unwrap_or_default(),
-        )),
+        Ok(tokens) => {
+            refuse_ended_user(state, &tokens).await?;
+            Ok(token_body(
+                state,
+                &tokens,
+                form.get("scope").map(String::as_str).unwrap_or_default(),
+            ))
+        }
         Err(refusal) if refusal.is_unavailable() => Err(OAuthError::unavailable(&refusal.into())),
         Err(refusal) => Err(OAuthError::invalid_grant(format!(
             "refresh refused ({}): {}",
             refusal.code, refusal.message
         ))),
+    }
+}
+
+/// A refresh of a user who was disabled or removed since: the session is ended, not
+/// extended, even if the user's revocation never reached the session service.
+async fn refuse_ended_user(state: &AppState, tokens: &pb::SessionTokens) -> Result<(), OAuthError> {
+    let Some(claims) = crate::http::session_cookie::unverified_claims(&tokens.access_token) else {
+        return Ok(());
+    };
+    match state.directory.user_by_id(&claims.sub).await {
+        Ok(Some(user)) if !user.disabled => Ok(()),
+        Ok(_) => {
+            let _ = state
+                .backends
+                .revoke(crate::backends::revoke_session(&tokens.session_id))
+                .await;
+            Err(OAuthError::invalid_grant(
+                "refresh refused (account_disabled): the account is disabled; the session was ended",
+            ))
+        }
+        Err(err) => Err(OAuthError::unavailable(&err)),
     }
 }
 

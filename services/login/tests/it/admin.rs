@@ -64,8 +64,19 @@ fn users_are_added_from_a_piped_password_and_duplicates_are_refused_clearly() {
     );
     let (ok, out, _) = cli.run(&["user", "totp-enroll", "carol"], "");
     assert!(ok && out.contains("otpauth://totp/"), "{out}");
-    let (ok, out, _) = cli.run(&["user", "disable", "carol"], "");
-    assert!(ok && out.contains("disabled"), "{out}");
+    // No session service runs here: the directory change holds, and the command says
+    // the sessions could not be ended and how to finish.
+    let (ok, _, err) = cli.run(&["user", "disable", "carol"], "");
+    assert!(
+        !ok,
+        "a disable that could not end the sessions is not a success"
+    );
+    assert!(
+        err.contains(
+            "the user was disabled in the directory, but the sessions of carol could not be ended"
+        ) && err.contains("tessera-login user end-sessions carol"),
+        "{err}"
+    );
     let (ok, _, err) = cli.run(&["user", "passwd", "nobody"], "another long password\n");
     assert!(!ok && err.contains("no user named"), "{err}");
 }

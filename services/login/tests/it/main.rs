@@ -1,6 +1,7 @@
 //! The login service's tests: one binary, a module per concern. Each test starts the
 //! whole stack (stash, session service, login) in-process on loopback ports.
 
+mod accounts;
 mod admin;
 mod audit;
 mod browser;
