@@ -85,6 +85,16 @@ pub async fn authorize(
         code_challenge: code_challenge.to_owned(),
         scope: param("scope").to_owned(),
     };
+    let max_age = match params.get("max_age").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(seconds)) => Some(seconds),
+        Some(Err(_)) => {
+            return back(
+                "invalid_request",
+                "max_age must be a whole number of seconds",
+            )
+        }
+    };
     let prompt = param("prompt");
     let central = if prompt == "login" {
         None
@@ -94,10 +104,19 @@ pub async fn authorize(
             Err(err) => return unavailable(&state, &err),
         }
     };
+    // OpenID Connect Core 3.1.2.1: with max_age, a person who authenticated longer ago
+    // than that must authenticate again; so must one whose authentication time this
+    // browser cannot show, since an ID token's auth_time must be true.
+    let now_s = state.clock.now().0 / 1000;
+    let central = central.and_then(|central| {
+        let auth_time = central.auth_time?;
+        let fresh = max_age.is_none_or(|max| now_s.saturating_sub(auth_time) <= max);
+        fresh.then_some((central, auth_time))
+    });
     match central {
-        Some(central) => {
+        Some((central, auth_time)) => {
             state.metrics.requests.inc("authenticated");
-            sso(&state, &headers, &site, request, central).await
+            sso(&state, &headers, &site, request, central, auth_time).await
         }
         None if prompt == "none" => {
             state.metrics.requests.inc("anon");
@@ -120,6 +139,7 @@ async fn sso(
     site: &Site,
     request: AuthorizeRequest,
     central: Central,
+    auth_time: u64,
 ) -> Response {
     let user = match state.directory.user_by_id(&central.user_id).await {
         Ok(Some(user)) if !user.disabled => user,
@@ -139,7 +159,7 @@ async fn sso(
         &user.id,
         &user.name,
         &central.sid,
-        central.iat,
+        auth_time,
     )
     .await
     {

@@ -14,6 +14,10 @@ use crate::LoginError;
 pub const CENTRAL: &str = "central";
 /// Cookie scope of the central refresh token.
 pub const CENTRAL_REFRESH: &str = "central-refresh";
+/// Cookie scope of the central session's authentication time: `<unix seconds>.<tag>`,
+/// the tag keyed over the session id and the time, so it cannot be moved to another
+/// session or changed. A refresh re-mints the session token, never this.
+pub const CENTRAL_AUTH: &str = "central-auth";
 
 /// A live central session.
 #[derive(Debug, Clone)]
@@ -22,8 +26,9 @@ pub struct Central {
     pub sid: String,
     /// The user.
     pub user_id: String,
-    /// When its current token was issued, seconds.
-    pub iat: u64,
+    /// When the person last proved who they are (password, second factor), seconds;
+    /// `None` when this browser cannot show it (then they must sign in again).
+    pub auth_time: Option<u64>,
     /// Cookies to set (after a refresh).
     pub set_cookies: Vec<String>,
 }
@@ -38,8 +43,6 @@ pub struct UnverifiedClaims {
     pub sid: String,
     /// Audience.
     pub aud: String,
-    /// Issued at.
-    pub iat: u64,
 }
 
 /// Reads the claims of a JWT without checking them.
@@ -59,14 +62,49 @@ fn cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter_map(|v| v.to_str().ok())
 }
 
-/// The cookies that store a freshly issued or refreshed central session.
+/// The cookies that store a refreshed central session.
 pub fn store(state: &AppState, tokens: &pb::SessionTokens) -> Vec<String> {
-    let now = state.clock.now().as_i64();
-    let max_age = u64::try_from((tokens.session_expires_at_unix_ms - now) / 1000).unwrap_or(0);
+    let max_age = lifetime(state, tokens);
     vec![
         cookie::set_cookie(CENTRAL, &tokens.access_token, max_age),
         cookie::set_cookie(CENTRAL_REFRESH, &tokens.refresh_token, max_age),
     ]
+}
+
+/// The cookies that store a central session started now, by a person who authenticated
+/// at `auth_time` (seconds).
+pub fn store_new(state: &AppState, tokens: &pb::SessionTokens, auth_time: u64) -> Vec<String> {
+    let mut cookies = store(state, tokens);
+    let value = format!(
+        "{auth_time}.{}",
+        auth_tag(state, &tokens.session_id, auth_time)
+    );
+    cookies.push(cookie::set_cookie(
+        CENTRAL_AUTH,
+        &value,
+        lifetime(state, tokens),
+    ));
+    cookies
+}
+
+fn lifetime(state: &AppState, tokens: &pb::SessionTokens) -> u64 {
+    let now = state.clock.now().as_i64();
+    u64::try_from((tokens.session_expires_at_unix_ms - now) / 1000).unwrap_or(0)
+}
+
+fn auth_tag(state: &AppState, sid: &str, auth_time: u64) -> String {
+    state
+        .flow
+        .tag("central-auth", &[sid, &auth_time.to_string()], 22)
+}
+
+/// The authentication time of central session `sid`, if the request shows a genuine one.
+fn auth_time(state: &AppState, headers: &HeaderMap, sid: &str) -> Option<u64> {
+    use subtle::ConstantTimeEq as _;
+    let value = cookie::session_token(cookies(headers), CENTRAL_AUTH)?;
+    let (time, tag) = value.split_once('.')?;
+    let time: u64 = time.parse().ok()?;
+    bool::from(auth_tag(state, sid, time).as_bytes().ct_eq(tag.as_bytes())).then_some(time)
 }
 
 /// The cookies that delete the central session (same attributes as when set).
@@ -74,6 +112,7 @@ pub fn clear() -> Vec<String> {
     vec![
         cookie::delete_cookie(CENTRAL),
         cookie::delete_cookie(CENTRAL_REFRESH),
+        cookie::delete_cookie(CENTRAL_AUTH),
     ]
 }
 
@@ -87,9 +126,9 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Cen
     match state.backends.verify(token, audience).await {
         Ok(verified) => {
             return Ok(Some(Central {
+                auth_time: auth_time(state, headers, &verified.session_id),
                 sid: verified.session_id,
                 user_id: verified.user_id,
-                iat: unverified_claims(token).map(|c| c.iat).unwrap_or_default(),
                 set_cookies: Vec::new(),
             }))
         }
@@ -106,9 +145,9 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Cen
                 return Ok(None);
             };
             Ok(Some(Central {
+                auth_time: auth_time(state, headers, &tokens.session_id),
                 sid: tokens.session_id.clone(),
                 user_id: claims.sub,
-                iat: claims.iat,
                 set_cookies: store(state, &tokens),
             }))
         }

@@ -318,7 +318,7 @@ async fn complete(
     {
         Ok(code) => see_other(
             &redirect_with_code(request, &code),
-            &session_cookie::store(state, &tokens),
+            &session_cookie::store_new(state, &tokens, auth_time),
         ),
         Err(err) => unavailable(state, &err),
     }

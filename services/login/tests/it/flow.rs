@@ -197,3 +197,66 @@ async fn a_disabled_user_gets_no_single_sign_on_from_an_existing_session() {
     assert_eq!(answer.status, 200, "the form, not a code");
     assert!(answer.body.contains("name=\"password\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_id_tokens_say_when_the_password_was_checked_and_max_age_asks_again() {
+    use std::time::Duration;
+    use tessera_clock::{Clock as _, ManualClock};
+    let clock = ManualClock::starting_now();
+    let stack = tessera_testkit::LoginStack::start_with(None, Some(clock.shared()), |_| {})
+        .await
+        .expect("stack");
+    let world = crate::support::on_stack(stack).await;
+    let mut browser = Browser::new().expect("browser");
+    let signed_in_at = clock.now().0 / 1000;
+    world.code(&mut browser, &Pkce::new("first")).await;
+
+    // Past the central token's soft expiry: the SSO hop refreshes the central session.
+    clock.advance(Duration::from_secs(20 * 60));
+    let pkce = Pkce::new("later");
+    let answer = browser
+        .get(&world.authorize_url(&pkce, &[]))
+        .await
+        .expect("authorize");
+    assert_eq!(answer.status, 303, "SSO: {}", answer.body);
+    let code = answer.location_param("code").expect("code");
+    let (status, tokens) = world.redeem(&code, &pkce).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = tokens["id_token"].as_str().expect("id token");
+    assert_eq!(
+        claims(id_token)["auth_time"],
+        signed_in_at,
+        "the time the password was checked, not when the cookie was re-minted"
+    );
+
+    let stale = browser
+        .get(&world.authorize_url(&Pkce::new("strict"), &[("max_age", "600")]))
+        .await
+        .expect("authorize");
+    assert_eq!(
+        stale.status, 200,
+        "authenticated 20 minutes ago: sign in again"
+    );
+    assert!(stale.body.contains("name=\"password\""));
+    let lenient = browser
+        .get(&world.authorize_url(&Pkce::new("lenient"), &[("max_age", "3600")]))
+        .await
+        .expect("authorize");
+    assert_eq!(lenient.status, 303, "within max_age: SSO");
+    let bad = browser
+        .get(&world.authorize_url(&Pkce::new("bad"), &[("max_age", "soon")]))
+        .await
+        .expect("authorize");
+    assert_eq!(
+        bad.location_param("error").as_deref(),
+        Some("invalid_request")
+    );
+
+    // A browser whose authentication time cookie is gone cannot prove it: a form.
+    browser.set_cookie("__Host-tessera-central-auth", "deleted");
+    let unknown = browser
+        .get(&world.authorize_url(&Pkce::new("unknown"), &[]))
+        .await
+        .expect("authorize");
+    assert_eq!(unknown.status, 200, "{}", unknown.body);
+}
