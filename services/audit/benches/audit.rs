@@ -131,7 +131,7 @@ impl Site {
 /// The benchmark signs in one account from one address many times a minute.
 fn unlimited(config: &mut tessera_login::config::LoginConfig) {
     config.attempts_per_ip_per_minute = 1_000_000;
-    config.attempts_per_account_per_minute = 1_000_000;
+    config.account_failures_before_backoff = 1_000_000;
 }
 
 fn main() -> anyhow::Result<()> {

@@ -48,8 +48,12 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
-        self.access.authorize("Append", &request)?;
-        let events = request.into_inner().events;
+        let caller = self.access.authorize("Append", &request)?;
+        let mut events = request.into_inner().events;
+        // Who wrote an event is the caller's certificate, never what the event says.
+        for event in &mut events {
+            event.service = caller.name().to_owned();
+        }
         if events.is_empty() || events.len() > MAX_BATCH {
             self.metrics.refused.inc();
             return Err(AuditError::InvalidBatch(format!(

@@ -190,7 +190,8 @@ struct Writer {
     file: BufWriter<File>,
     last_seq: u64,
     last_hash: String,
-    /// Each writer's last stored `writer_seq`, so a retried batch is not stored twice.
+    /// Each writer's last stored `writer_seq`, so a retried batch is not stored twice;
+    /// keyed by the verified service *and* the writer, so no service can move another's.
     writers: HashMap<String, u64>,
     records: Arc<RwLock<Vec<Record>>>,
     stored: watch::Sender<u64>,
@@ -211,7 +212,7 @@ impl AuditLog {
         let mut records = Vec::new();
         let mut writers = HashMap::new();
         let verified = walk(&path, |record| {
-            writers.insert(record.event.writer.clone(), record.event.writer_seq);
+            writers.insert(writer_key(&record.event), record.event.writer_seq);
             records.push(record);
         })?
         .map_err(|b| {
@@ -364,7 +365,7 @@ impl Writer {
     ) -> Result<(u64, u64, u64), AuditError> {
         let (mut stored, mut duplicates) = (0, 0);
         for event in events {
-            let last = self.writers.get(&event.writer).copied().unwrap_or(0);
+            let last = self.writers.get(&writer_key(&event)).copied().unwrap_or(0);
             if event.writer_seq <= last {
                 duplicates += 1;
                 continue;
@@ -381,7 +382,7 @@ impl Writer {
                 serde_json::to_string(&record).map_err(|e| AuditError::Storage(e.to_string()))?;
             writeln!(self.file, "{line}").map_err(|e| AuditError::Storage(e.to_string()))?;
             self.writers
-                .insert(record.event.writer.clone(), record.event.writer_seq);
+                .insert(writer_key(&record.event), record.event.writer_seq);
             self.last_seq = seq;
             self.last_hash = hash;
             appended.push(record);
@@ -453,4 +454,10 @@ impl Writer {
         records.drain(..cut);
         Ok(cut as u64)
     }
+}
+
+/// The key of a writer's position: its service (the caller's verified identity) and its
+/// writer id.
+fn writer_key(event: &StoredEvent) -> String {
+    format!("{}\u{1f}{}", event.service, event.writer)
 }

@@ -59,15 +59,8 @@ impl SessionService {
         site: &str,
         failure: bool,
     ) {
-        self.audit.record(tessera_proto::audit::v1::Event {
-            kind: kind.to_owned(),
-            outcome: if failure { "failure" } else { "success" }.to_owned(),
-            reason: reason.to_owned(),
-            user_id: user_id.to_owned(),
-            user_name: user_name.chars().take(64).collect(),
-            site: site.to_owned(),
-            ..Default::default()
-        });
+        self.audit
+            .record(event(kind, reason, user_id, user_name, site, failure));
     }
 
     fn witness_failure(&self, err: &SessionError) {
@@ -80,16 +73,42 @@ impl SessionService {
                 "",
                 true,
             ),
-            SessionError::Rejected(rejection) => self.witness(
-                "jwt_rejected",
-                rejection.code(),
-                rejection.user_id().unwrap_or_default(),
-                rejection.user_name().unwrap_or_default(),
-                rejection.audience().unwrap_or_default(),
-                true,
-            ),
+            SessionError::Rejected(rejection) => {
+                // The user and site are what a token that did not verify *claims*:
+                // anyone can write them, so the event says so.
+                let mut event = event(
+                    "jwt_rejected",
+                    rejection.code(),
+                    rejection.user_id().unwrap_or_default(),
+                    rejection.user_name().unwrap_or_default(),
+                    rejection.audience().unwrap_or_default(),
+                    true,
+                );
+                event.details.insert("subject".into(), "unverified".into());
+                self.audit.record(event);
+            }
             _ => {}
         }
+    }
+}
+
+/// An audit event of this service.
+fn event(
+    kind: &str,
+    reason: &str,
+    user_id: &str,
+    user_name: &str,
+    site: &str,
+    failure: bool,
+) -> tessera_proto::audit::v1::Event {
+    tessera_proto::audit::v1::Event {
+        kind: kind.to_owned(),
+        outcome: if failure { "failure" } else { "success" }.to_owned(),
+        reason: reason.to_owned(),
+        user_id: user_id.to_owned(),
+        user_name: user_name.chars().take(64).collect(),
+        site: site.to_owned(),
+        ..Default::default()
     }
 }
 

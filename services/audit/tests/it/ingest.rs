@@ -161,3 +161,33 @@ async fn client_ips_are_stored_truncated_and_only_admins_may_query_over_grpc() {
         .into_inner();
     assert_eq!(found.records.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_attributed_to_the_callers_certificate_and_no_service_can_silence_another() {
+    let audit = audit().await;
+    // login claims to be the session service and jumps "its" writer to the end.
+    let mut login = audit.client("login").await;
+    let mut forged = event("shared-writer", u64::MAX, "session_issued");
+    forged.service = "session-jwt".into();
+    login.append(batch(vec![forged])).await.expect("append");
+
+    let mut sessions = audit.client("session-jwt").await;
+    let reply = sessions
+        .append(batch(vec![event("shared-writer", 1, "session_issued")]))
+        .await
+        .expect("append")
+        .into_inner();
+    assert_eq!(
+        (reply.stored, reply.duplicates),
+        (1, 0),
+        "the real writer's first event is stored, not taken for a duplicate"
+    );
+    audit.log.read(|records| {
+        let services: Vec<&str> = records.iter().map(|r| r.event.service.as_str()).collect();
+        assert_eq!(
+            services,
+            ["login", "session-jwt"],
+            "as the certificates say"
+        );
+    });
+}

@@ -116,6 +116,11 @@ async fn sessions_issued_revoked_and_rejected_tokens_and_refused_stash_writes_re
         (rejected.reason.as_str(), rejected.user_id.as_str()),
         ("revoked", "u-audit")
     );
+    assert_eq!(
+        rejected.details.get("subject").map(String::as_str),
+        Some("unverified"),
+        "a rejected token's subject is only what it claims"
+    );
     let failed = find("stash_write_failed").expect("stash_write_failed");
     assert_eq!(
         (failed.service.as_str(), failed.reason.as_str()),
