@@ -10,6 +10,11 @@ cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt --bin te
 bin=target/debug
 "$bin/tessera-token-stash" dev-certs --dir .tessera/certs >/dev/null
 
+# Development certificates, named explicitly: a service with no certificate files and no
+# dev_pki_dir refuses to start.
+for service in STASH SESSION LOGIN AUDIT; do
+  export "TESSERA_${service}__TLS__DEV_PKI_DIR=.tessera/certs"
+done
 # The login service in development mode: plain HTTP, only ever on localhost.
 login_url=http://localhost:7400
 export TESSERA_LOGIN__PUBLIC_URL=$login_url

@@ -31,10 +31,11 @@ fn line(event: &pb::Event) -> String {
 
 impl Spool {
     pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
+        // Spooled events name people and addresses: owner-only, whatever the umask.
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            tessera_config::private::create_dir(dir)?;
         }
-        let file = OpenOptions::new()
+        let file = tessera_config::private::file_options()
             .create(true)
             .read(true)
             .append(true)
@@ -63,7 +64,11 @@ impl Spool {
         reader.read_to_end(&mut pending)?;
         let temp = self.path.with_extension("spool.new");
         {
-            let mut out = File::create(&temp)?;
+            let mut out = tessera_config::private::file_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&temp)?;
             let front: String = events.iter().map(line).collect();
             out.write_all(front.as_bytes())?;
             out.write_all(&pending)?;
@@ -127,5 +132,29 @@ impl Spool {
         self.delivered = 0;
         self.peeked = 0;
         Ok(())
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_spool_holding_personal_data_is_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("spool/login.spool");
+        let mut spool = Spool::open(&path).expect("spool");
+        spool
+            .append(&[pb::Event {
+                user_name: "alice".into(),
+                ..Default::default()
+            }])
+            .expect("append");
+        spool.prepend(&[pb::Event::default()]).expect("prepend");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600, "also after a rewrite");
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
     }
 }

@@ -4,11 +4,30 @@
 //! are read as TOML (numbers, booleans, arrays) and otherwise as strings. Errors name the
 //! file or variable and the key.
 
+pub mod private;
 pub mod secret;
 
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
+
+/// `url` with any password in it replaced by `***`, for printing a configuration.
+/// Works on anything shaped `scheme://user:password@host…`, URL parser or not.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
 
 /// A configuration that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -84,4 +103,26 @@ fn apply_override(table: &mut toml::Table, key_path: &str, raw: &str) -> Result<
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
     current.insert(last.clone(), value);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_urls_are_hidden_and_the_rest_kept() {
+        assert_eq!(
+            redact_url("postgres://tessera:s3cr%40t@db.example:5432/login?sslmode=require"),
+            "postgres://tessera:***@db.example:5432/login?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("sqlite://.tessera/login/directory.db"),
+            "sqlite://.tessera/login/directory.db"
+        );
+        assert_eq!(redact_url("redis://user@host"), "redis://user@host");
+    }
 }

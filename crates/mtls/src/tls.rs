@@ -49,8 +49,10 @@ impl TlsFiles {
     }
 }
 
-/// The `[tls]` section every service's configuration has: either the three files, or a
-/// development PKI directory created on first use.
+/// The `[tls]` section every service's configuration has: either the three files, or,
+/// only when asked for by name, a development PKI directory created on first use. A
+/// configuration that names neither is refused, so a production service can never fall
+/// into development certificates (and a CA key lying on its disk) by omission.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSettings {
@@ -60,8 +62,9 @@ pub struct TlsSettings {
     pub cert_file: Option<PathBuf>,
     /// This service's private key.
     pub key_file: Option<PathBuf>,
-    /// When the files are not set: a dev PKI created here on first use.
-    pub dev_pki_dir: PathBuf,
+    /// For development only: a dev PKI created here on first use, used when the files
+    /// are not set.
+    pub dev_pki_dir: Option<PathBuf>,
 }
 
 impl Default for TlsSettings {
@@ -70,7 +73,7 @@ impl Default for TlsSettings {
             ca_file: None,
             cert_file: None,
             key_file: None,
-            dev_pki_dir: PathBuf::from(".tessera/certs"),
+            dev_pki_dir: None,
         }
     }
 }
@@ -86,13 +89,41 @@ impl TlsSettings {
                 key_file: key.clone(),
             }),
             (None, None, None) => {
-                let pki = DevPki::ensure(&self.dev_pki_dir)?;
-                tracing::warn!(dir = %self.dev_pki_dir.display(), "using development certificates; set tls.ca_file, tls.cert_file and tls.key_file in production");
+                let Some(dir) = &self.dev_pki_dir else {
+                    return Err(MtlsError::Certificate(
+                        "tls: no certificates are configured: set tls.ca_file, tls.cert_file and tls.key_file, or for local development only tls.dev_pki_dir (e.g. \".tessera/certs\") to create and use a development CA".into(),
+                    ));
+                };
+                let pki = DevPki::ensure(dir)?;
+                tracing::warn!(dir = %dir.display(), "using development certificates; set tls.ca_file, tls.cert_file and tls.key_file in production");
                 Ok(pki.files_for(identity))
             }
             _ => Err(MtlsError::Certificate(
                 "tls: set all of ca_file, cert_file and key_file, or none of them to use the dev PKI".into(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    #[test]
+    fn no_certificates_and_no_dev_pki_named_is_refused_and_creates_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let settings = TlsSettings::default();
+        let identity = ServiceIdentity::parse("login").expect("identity");
+        let err = settings.resolve(&identity).expect_err("refused");
+        assert!(err.to_string().contains("tls.dev_pki_dir"), "{err}");
+        let dev = TlsSettings {
+            dev_pki_dir: Some(dir.path().join("certs")),
+            ..TlsSettings::default()
+        };
+        assert!(
+            dev.resolve(&identity).is_ok(),
+            "named explicitly, it is made"
+        );
+        assert!(dir.path().join("certs").exists());
     }
 }

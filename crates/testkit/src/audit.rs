@@ -41,7 +41,7 @@ impl AuditHarness {
         grpc_addr: SocketAddr,
     ) -> anyhow::Result<Self> {
         let mut config = AuditConfig::default();
-        config.tls.dev_pki_dir = pki.dir().to_owned();
+        config.tls.dev_pki_dir = Some(pki.dir().to_owned());
         config.data_dir = dir.join("data");
         config.secrets_dir = dir.join("secrets");
         config.retention_days = 0;

@@ -90,7 +90,7 @@ impl LoginStack {
             secrets_dir: dir.path().join("secrets"),
             ..LoginConfig::default()
         };
-        config.tls.dev_pki_dir = pki.dir().to_owned();
+        config.tls.dev_pki_dir = Some(pki.dir().to_owned());
         config.stash.url = format!("https://{}", stash.grpc_addr);
         config.session_jwt.url = format!("https://{}", sessions.grpc_addr);
         adjust(&mut config);

@@ -40,7 +40,7 @@ impl SessionHarness {
     ) -> anyhow::Result<Self> {
         let state_dir = tempfile::tempdir()?;
         let mut config = SessionConfig::default();
-        config.tls.dev_pki_dir = pki.dir().to_owned();
+        config.tls.dev_pki_dir = Some(pki.dir().to_owned());
         config.stash.url = format!("https://{stash_addr}");
         config.keys_dir = state_dir.path().join("keys");
         config.secret_file = state_dir.path().join("secret.key");

@@ -51,7 +51,7 @@ impl StashHarness {
     /// A builder for a stash in datacenter `dc1` on the embedded backend.
     pub fn builder(pki: Arc<TestPki>) -> StashHarnessBuilder {
         let mut config = StashConfig::default();
-        config.tls.dev_pki_dir = pki.dir().to_owned();
+        config.tls.dev_pki_dir = Some(pki.dir().to_owned());
         StashHarnessBuilder {
             pki,
             config,

@@ -202,12 +202,10 @@ impl AuditLog {
     /// left behind (never acknowledged), and starts the writer thread. A log that does
     /// not verify is refused: it needs a person's attention.
     pub fn open(dir: &Path) -> Result<Self, AuditError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| AuditError::Storage(format!("{}: {e}", dir.display())))?;
+        // Events name people and addresses: owner-only, whatever the umask.
         let path = dir.join("audit.log");
-        if !path.exists() {
-            File::create(&path).map_err(|e| AuditError::Storage(e.to_string()))?;
-        }
+        tessera_config::private::precreate(&path)
+            .map_err(|e| AuditError::Storage(format!("{}: {e}", path.display())))?;
         drop_torn_tail(&path)?;
         let mut records = Vec::new();
         let mut writers = HashMap::new();
@@ -427,7 +425,14 @@ impl Writer {
         let temp = self.path.with_extension("log.new");
         let storage = |e: std::io::Error| AuditError::Storage(e.to_string());
         {
-            let mut out = BufWriter::new(File::create(&temp).map_err(storage)?);
+            let mut out = BufWriter::new(
+                tessera_config::private::file_options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&temp)
+                    .map_err(storage)?,
+            );
             let checkpoint =
                 serde_json::json!({"checkpoint": {"seq": last_cut.seq, "hash": last_cut.hash}});
             writeln!(out, "{checkpoint}").map_err(storage)?;

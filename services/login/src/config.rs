@@ -241,6 +241,14 @@ impl LoginConfig {
             .collect()
     }
 
+    /// This configuration with its secrets hidden, for printing.
+    pub fn redacted(&self) -> Self {
+        LoginConfig {
+            database_url: tessera_config::redact_url(&self.database_url),
+            ..self.clone()
+        }
+    }
+
     /// The issuer: the public URL without its trailing slash.
     pub fn issuer(&self) -> String {
         self.public_url.trim_end_matches('/').to_owned()
@@ -294,6 +302,41 @@ mod tests {
         );
         let err = with("https://login.example.org/sso", false).expect_err("a path");
         assert!(err.to_string().contains("origin only"), "{err}");
+    }
+
+    #[test]
+    fn development_mode_must_listen_on_loopback_and_printing_hides_passwords() {
+        let exposed = LoginConfig {
+            public_url: "http://localhost:7400".into(),
+            dev_insecure_http: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 7400)),
+            ..LoginConfig::default()
+        };
+        let err = exposed
+            .validate()
+            .expect_err("plain HTTP on every interface");
+        assert!(
+            err.to_string().contains("listen must be a loopback"),
+            "{err}"
+        );
+        let config = LoginConfig {
+            database_url: "postgres://tessera:hunter2@db.example/login".into(),
+            ..LoginConfig::default()
+        };
+        let printed = format!("{:?}", config.redacted());
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://tessera:***@db.example/login"));
+    }
+
+    #[test]
+    fn a_forwarding_header_needs_the_proxies_it_is_believed_from() {
+        let config = LoginConfig {
+            public_url: "https://login.example.org".into(),
+            client_ip_header: Some("x-forwarded-for".into()),
+            ..LoginConfig::default()
+        };
+        let err = config.validate().expect_err("no trusted proxies");
+        assert!(err.to_string().contains("trusted_proxies"), "{err}");
     }
 
     #[test]

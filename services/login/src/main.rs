@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => serve(cli.config),
         Command::CheckConfig => {
             let config = LoginConfig::load(cli.config.as_deref(), std::env::vars())?;
-            let _ = writeln!(std::io::stdout(), "{config:#?}");
+            let _ = writeln!(std::io::stdout(), "{:#?}", config.redacted());
             Ok(())
         }
         Command::User(command) => admin(cli.config, |config| async move {

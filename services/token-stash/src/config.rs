@@ -196,6 +196,13 @@ impl Default for StashConfig {
 }
 
 impl StashConfig {
+    /// This configuration with its secrets hidden, for printing.
+    pub fn redacted(&self) -> Self {
+        let mut config = self.clone();
+        config.storage.redis_url = tessera_config::redact_url(&self.storage.redis_url);
+        config
+    }
+
     /// Reads `path` (if given), applies `TESSERA_STASH__*` overrides from `env`, and
     /// validates the result.
     pub fn load(

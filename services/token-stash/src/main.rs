@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             let config = StashConfig::load(config.as_deref(), std::env::vars())?;
             // A closed stdout (e.g. piped into `head`) is not an error worth a panic.
-            let _ = writeln!(std::io::stdout(), "{config:#?}");
+            let _ = writeln!(std::io::stdout(), "{:#?}", config.redacted());
             Ok(())
         }
     }

@@ -29,7 +29,7 @@ pub async fn audit() -> Audit {
 
 pub async fn start_in(pki: Arc<TestPki>, dir: tempfile::TempDir) -> Audit {
     let mut config = AuditConfig::default();
-    config.tls.dev_pki_dir = pki.dir().to_owned();
+    config.tls.dev_pki_dir = Some(pki.dir().to_owned());
     config.data_dir = dir.path().join("data");
     config.secrets_dir = dir.path().join("secrets");
     // The test events are dated 2023; retention is exercised on its own.

@@ -71,16 +71,10 @@ fn sqlite_url(url: &str) -> Result<String, LoginError> {
             "database_url: give SQLite a file path (sqlite://path/to/directory.db); an in-memory directory would lose every user on restart".into(),
         ));
     }
-    if let Some(parent) = std::path::Path::new(file).parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                LoginError::Config(format!(
-                    "database_url: cannot create {}: {e}",
-                    parent.display()
-                ))
-            })?;
-        }
-    }
+    // Password hashes and second-factor secrets: owner-only, whatever the umask (SQLite
+    // gives its journal files the database file's mode).
+    tessera_config::private::precreate(std::path::Path::new(file))
+        .map_err(|e| LoginError::Config(format!("database_url: cannot create {file}: {e}")))?;
     let query = if query.contains("mode=") {
         query.to_owned()
     } else if query.is_empty() {

@@ -87,6 +87,23 @@ async fn the_directory_and_a_full_sign_in_work_on_sqlite() {
     sign_in_works(LoginStack::start(|_| {}).await.expect("stack")).await;
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sqlite_directory_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("login/directory.db");
+    let directory = Directory::open(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("open");
+    directory.close().await;
+    let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "it holds password hashes and second-factor secrets"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_and_a_full_sign_in_work_on_postgresql() {
     let postgres = PostgresServer::start()

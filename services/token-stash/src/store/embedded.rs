@@ -275,13 +275,10 @@ impl Store for EmbeddedStore {
 }
 
 fn open_database(options: &EmbeddedStoreOptions) -> Result<Database, StashError> {
-    std::fs::create_dir_all(&options.data_dir).map_err(|e| {
-        StashError::Config(format!(
-            "cannot create data directory {}: {e}",
-            options.data_dir.display()
-        ))
-    })?;
+    // Stored sessions name people: owner-only, whatever the umask.
     let path = options.data_dir.join("stash.redb");
+    tessera_config::private::precreate(&path)
+        .map_err(|e| StashError::Config(format!("cannot create {}: {e}", path.display())))?;
     let db = Database::create(&path).map_err(|e| {
         StashError::Storage(format!(
             "cannot open {}: {e} (is another stash using this data directory?)",
