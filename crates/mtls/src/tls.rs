@@ -53,7 +53,7 @@ impl TlsFiles {
 /// only when asked for by name, a development PKI directory created on first use. A
 /// configuration that names neither is refused, so a production service can never fall
 /// into development certificates (and a CA key lying on its disk) by omission.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSettings {
     /// The CA certificate peers must chain to.
@@ -65,17 +65,6 @@ pub struct TlsSettings {
     /// For development only: a dev PKI created here on first use, used when the files
     /// are not set.
     pub dev_pki_dir: Option<PathBuf>,
-}
-
-impl Default for TlsSettings {
-    fn default() -> Self {
-        TlsSettings {
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
-            dev_pki_dir: None,
-        }
-    }
 }
 
 impl TlsSettings {

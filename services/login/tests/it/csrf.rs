@@ -12,11 +12,7 @@ const CENTRAL: &str = "__Host-tessera-central";
 async fn a_cross_site_post_of_the_login_form_is_refused_and_sets_no_cookie() {
     let world = world().await;
     let mut attacker = Browser::new().expect("browser");
-    let form = attacker
-        .get(&world.authorize_url(&Pkce::new("evil"), &[]))
-        .await
-        .expect("authorize");
-    let flow = form.form_field("flow").expect("flow");
+    let flow = world.open_form(&mut attacker, "evil").await;
 
     let mut victim = Browser::new().expect("browser");
     let answer = victim
@@ -46,11 +42,7 @@ async fn a_cross_site_post_of_the_login_form_is_refused_and_sets_no_cookie() {
 async fn a_form_fetched_by_another_browser_is_refused_even_without_cross_site_headers() {
     let world = world().await;
     let mut attacker = Browser::new().expect("browser");
-    let form = attacker
-        .get(&world.authorize_url(&Pkce::new("evil"), &[]))
-        .await
-        .expect("authorize");
-    let flow = form.form_field("flow").expect("flow");
+    let flow = world.open_form(&mut attacker, "evil").await;
 
     // The victim holds a pre-login cookie of its own; the attacker's flow names another.
     let mut victim = Browser::new().expect("browser");
@@ -100,17 +92,10 @@ async fn forms_open_in_two_tabs_of_one_browser_both_work() {
             .all(|c| !c.starts_with("__Host-tessera-preauth=")),
         "the held nonce is reused"
     );
-    let answer = browser
-        .post(
-            &world.stack.url("/login"),
-            &[
-                ("flow", &first.form_field("flow").expect("flow")),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await
-        .expect("post");
+    let first = first.form_field("flow").expect("flow");
+    let answer = world
+        .post_password(&mut browser, &first, "alice", PASSWORD)
+        .await;
     assert_eq!(answer.status, 303, "{}", answer.body);
     assert!(browser.cookie(CENTRAL).is_some());
 }

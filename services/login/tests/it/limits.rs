@@ -11,11 +11,7 @@ use crate::support::{world_with, Pkce, World, PASSWORD};
 /// loopback, which adds `x-forwarded-for`); the status.
 async fn post_from_network(world: &World, client: &str, password: &str) -> u16 {
     let mut browser = Browser::new().expect("browser");
-    let form = browser
-        .get(&world.authorize_url(&Pkce::new("net"), &[]))
-        .await
-        .expect("authorize");
-    let flow = form.form_field("flow").expect("flow");
+    let flow = world.open_form(&mut browser, "net").await;
     let nonce = browser
         .cookie("__Host-tessera-preauth")
         .expect("pre-login cookie")
@@ -155,13 +151,9 @@ async fn oversized_fields_are_refused_before_the_limiter_and_the_hasher() {
         answer.body
     );
     let long_name = "a".repeat(10_000);
-    let answer = browser
-        .post(
-            &world.stack.url("/login"),
-            &[("flow", &flow), ("username", &long_name), ("password", "x")],
-        )
-        .await
-        .expect("post");
+    let answer = world
+        .post_password(&mut browser, &flow, &long_name, "x")
+        .await;
     assert_eq!(answer.status, 400);
     assert!(
         answer.body.contains("user name is longer than 100"),
@@ -169,13 +161,9 @@ async fn oversized_fields_are_refused_before_the_limiter_and_the_hasher() {
         answer.body
     );
     let huge = "p".repeat(200_000);
-    let answer = browser
-        .post(
-            &world.stack.url("/login"),
-            &[("flow", &flow), ("username", "alice"), ("password", &huge)],
-        )
-        .await
-        .expect("post");
+    let answer = world
+        .post_password(&mut browser, &flow, "alice", &huge)
+        .await;
     assert_eq!(answer.status, 413);
     assert!(
         answer.body.contains("far larger than any sign-in form"),

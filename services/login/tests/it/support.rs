@@ -94,6 +94,37 @@ impl World {
         url.to_string()
     }
 
+    /// Opens `/authorize` in `browser` and returns the sign-in form's flow value.
+    pub async fn open_form(&self, browser: &mut Browser, seed: &str) -> String {
+        let form = browser
+            .get(&self.authorize_url(&Pkce::new(seed), &[]))
+            .await
+            .expect("authorize");
+        assert_eq!(form.status, 200, "the form: {}", form.body);
+        form.form_field("flow").expect("flow field")
+    }
+
+    /// Posts the password form with `flow` from `browser`.
+    pub async fn post_password(
+        &self,
+        browser: &mut Browser,
+        flow: &str,
+        username: &str,
+        password: &str,
+    ) -> Answer {
+        browser
+            .post(
+                &self.stack.url("/login"),
+                &[
+                    ("flow", flow),
+                    ("username", username),
+                    ("password", password),
+                ],
+            )
+            .await
+            .expect("login post")
+    }
+
     /// Opens `/authorize` and signs in through the form (unless the browser's central
     /// session signs it in at once); the redirect back to the site.
     pub async fn sign_in(&self, browser: &mut Browser, pkce: &Pkce) -> Answer {
