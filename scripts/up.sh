@@ -4,6 +4,8 @@
 # listens and how to sign in; Ctrl-C stops them all cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Logs, keys and data name people and hold secrets: owner-only.
+umask 077
 
 echo "Building Tessera…"
 cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt --bin tessera-login --bin tessera-demo-site --bin tessera-audit

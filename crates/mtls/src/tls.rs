@@ -80,7 +80,7 @@ impl TlsSettings {
             (None, None, None) => {
                 let Some(dir) = &self.dev_pki_dir else {
                     return Err(MtlsError::Certificate(
-                        "tls: no certificates are configured: set tls.ca_file, tls.cert_file and tls.key_file, or for local development only tls.dev_pki_dir (e.g. \".tessera/certs\") to create and use a development CA".into(),
+                        "no certificates are configured: set tls.ca_file, tls.cert_file and tls.key_file, or for local development only tls.dev_pki_dir (e.g. \".tessera/certs\") to create and use a development CA".into(),
                     ));
                 };
                 let pki = DevPki::ensure(dir)?;
