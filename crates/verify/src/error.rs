@@ -45,6 +45,9 @@ pub enum VerifyError {
         /// The token's `typ`.
         actual: String,
     },
+    /// `exp` is not after `iat`, or further from it than any session may live.
+    #[error("the session token claims a validity no session has (exp not after iat, or too far after it); sign in again")]
+    ImplausibleLifetime,
     /// Names a critical extension (`crit`), which Tessera does not understand.
     #[error("the token names critical extensions (crit) that are not understood; sign in again")]
     CriticalExtension,
@@ -56,7 +59,7 @@ pub enum VerifyError {
 impl VerifyError {
     /// The stable code: `malformed`, `unsupported_alg`, `unknown_key`, `bad_signature`,
     /// `expired`, `soft_expired`, `not_yet_valid`, `wrong_audience`, `wrong_type`,
-    /// `critical_extension` or
+    /// `critical_extension`, `implausible_lifetime` or
     /// `revoked`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -70,6 +73,7 @@ impl VerifyError {
             VerifyError::WrongAudience { .. } => "wrong_audience",
             VerifyError::WrongType { .. } => "wrong_type",
             VerifyError::CriticalExtension => "critical_extension",
+            VerifyError::ImplausibleLifetime => "implausible_lifetime",
             VerifyError::Revoked(_) => "revoked",
         }
     }

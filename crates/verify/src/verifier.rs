@@ -19,6 +19,10 @@ pub struct VerifierConfig {
     /// How long past its soft expiry a token is still refreshable (`soft_expired`);
     /// beyond that it is `expired`.
     pub refresh_window: Duration,
+    /// The longest a token may be valid from its `iat` to its `exp`: no session lives
+    /// longer (the session service caps sessions at 23 hours, and access tokens at far
+    /// less). A token claiming more is refused, so an `exp` of 2^63 cannot mean "never".
+    pub max_token_lifetime: Duration,
 }
 
 impl VerifierConfig {
@@ -28,6 +32,7 @@ impl VerifierConfig {
             audience: audience.into(),
             clock_skew: Duration::from_secs(60),
             refresh_window: Duration::from_secs(12 * 60 * 60),
+            max_token_lifetime: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -166,6 +171,10 @@ impl Verifier {
                 expected: audience.to_owned(),
                 actual: claims.aud.chars().take(256).collect(),
             });
+        }
+        let lifetime = claims.exp.checked_sub(claims.iat).map(Duration::from_secs);
+        if !lifetime.is_some_and(|l| !l.is_zero() && l <= self.config.max_token_lifetime) {
+            return Err(VerifyError::ImplausibleLifetime);
         }
         let issued = UnixMillis(claims.iat.saturating_mul(1000));
         if issued > now.saturating_add(self.config.clock_skew) {

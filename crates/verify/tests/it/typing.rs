@@ -81,3 +81,33 @@ fn signed_json_is_checked_for_its_type_and_critical_extensions() {
         Err(VerifyError::WrongType { .. })
     ));
 }
+
+#[test]
+fn a_token_claiming_to_live_longer_than_any_session_is_refused() {
+    let signer = signer(1);
+    let verifier = verifier(&[&signer]);
+    let mut forever = claims("user-1", "sid-1");
+    forever.exp = 1 << 63;
+    assert_eq!(
+        verifier
+            .verify(&signer.sign(&forever), now())
+            .expect_err("exp of 2^63")
+            .code(),
+        "implausible_lifetime"
+    );
+    let mut backwards = claims("user-1", "sid-1");
+    backwards.exp = backwards.iat;
+    assert_eq!(
+        verifier
+            .verify(&signer.sign(&backwards), now())
+            .expect_err("exp not after iat")
+            .code(),
+        "implausible_lifetime"
+    );
+    let mut day = claims("user-1", "sid-1");
+    day.exp = day.iat + 24 * 60 * 60;
+    assert!(
+        verifier.verify(&signer.sign(&day), now()).is_ok(),
+        "a day is plausible"
+    );
+}
