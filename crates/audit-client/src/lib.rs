@@ -134,6 +134,8 @@ pub struct SinkCounters {
     pub spooled: Arc<Counter>,
     /// Events the audit service acknowledged.
     pub delivered: Arc<Counter>,
+    /// Events the audit service refused one by one (the rest of their batch was stored).
+    pub refused: Arc<Counter>,
 }
 
 impl SinkCounters {
@@ -151,6 +153,10 @@ impl SinkCounters {
             delivered: registry.register(Counter::new(
                 "tessera_audit_events_delivered_total",
                 "Audit events the audit service acknowledged.",
+            )),
+            refused: registry.register(Counter::new(
+                "tessera_audit_events_refused_total",
+                "Audit events the audit service refused one by one as malformed.",
             )),
         }
     }
@@ -273,6 +279,7 @@ impl AuditSink {
         if event.trace_id.is_empty() {
             event.trace_id = tessera_telemetry::trace_context::current_trace_id();
         }
+        clamp_untrusted(&mut event);
         event.service = shared.service.to_owned();
         event.datacenter.clone_from(&shared.datacenter);
         event.writer.clone_from(&shared.writer);
@@ -477,7 +484,12 @@ async fn send(
     };
     match client.append(request).await {
         Ok(reply) => {
-            shared.counters.delivered.inc_by(reply.into_inner().stored);
+            let reply = reply.into_inner();
+            shared.counters.delivered.inc_by(reply.stored);
+            if reply.refused > 0 {
+                shared.counters.refused.inc_by(reply.refused);
+                tracing::error!(refused = reply.refused, why = ?reply.refusals, "audit refused events of a batch; the rest were stored");
+            }
             Ok(())
         }
         Err(status) if status.code() == tonic::Code::InvalidArgument => {
@@ -491,5 +503,83 @@ async fn send(
             tracing::warn!(code = ?status.code(), "audit unreachable; spooling");
             Err(())
         }
+    }
+}
+
+/// The most bytes of one text field the audit service takes.
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// Clamps text fields that may come from outside (a user name, a token's claimed
+/// subject, a site, an address) to what the audit service takes: the start of the text,
+/// `…` and a hash of the whole, so one over-long value never costs the event, let alone
+/// its batch. `details["clamped"]` names the fields that were.
+pub fn clamp_untrusted(event: &mut pb::Event) {
+    let mut clamped = Vec::new();
+    for (name, value) in [
+        ("reason", &mut event.reason),
+        ("user_id", &mut event.user_id),
+        ("user_name", &mut event.user_name),
+        ("site", &mut event.site),
+        ("client_ip", &mut event.client_ip),
+        ("trace_id", &mut event.trace_id),
+    ] {
+        if value.len() > MAX_FIELD_BYTES {
+            *value = clamp(value);
+            clamped.push(name);
+        }
+    }
+    if !clamped.is_empty() {
+        event.details.insert("clamped".into(), clamped.join(","));
+    }
+}
+
+fn clamp(value: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    let tail = format!(
+        "…sha256:{}",
+        tessera_config::secret::encode_hex(&digest[..4])
+    );
+    let mut cut = MAX_FIELD_BYTES - tail.len();
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{tail}", &value[..cut])
+}
+
+#[cfg(test)]
+mod clamp_tests {
+    use super::*;
+
+    #[test]
+    fn over_long_untrusted_fields_are_clamped_and_say_so() {
+        let claimed = "é".repeat(256);
+        let mut event = pb::Event {
+            user_id: claimed.clone(),
+            user_name: "alice".into(),
+            ..Default::default()
+        };
+        clamp_untrusted(&mut event);
+        assert!(
+            event.user_id.len() <= MAX_FIELD_BYTES,
+            "{}",
+            event.user_id.len()
+        );
+        assert!(event.user_id.starts_with("éé"));
+        assert!(event.user_id.contains("…sha256:"));
+        assert_eq!(event.user_name, "alice", "short fields are left alone");
+        assert_eq!(
+            event.details.get("clamped").map(String::as_str),
+            Some("user_id")
+        );
+        let mut other = pb::Event {
+            user_id: format!("{claimed}x"),
+            ..Default::default()
+        };
+        clamp_untrusted(&mut other);
+        assert_ne!(
+            other.user_id, event.user_id,
+            "the hash tells long values apart"
+        );
     }
 }

@@ -62,22 +62,29 @@ impl Audit for AuditService {
             ))
             .to_status());
         }
-        let stored: Result<Vec<_>, _> = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| StoredEvent::from_proto(i, e, self.ip_mode, &self.ip_key))
-            .collect();
-        let stored = stored.map_err(|e| {
-            self.metrics.refused.inc();
-            e.to_status()
-        })?;
-        let (stored, duplicates, last_seq) =
-            self.log.append(stored).await.map_err(|e| e.to_status())?;
+        // One bad event is refused alone: it never costs the other events of its batch,
+        // which may be other people's.
+        let mut valid = Vec::with_capacity(events.len());
+        let mut refusals = Vec::new();
+        for (index, event) in events.into_iter().enumerate() {
+            match StoredEvent::from_proto(index, event, self.ip_mode, &self.ip_key) {
+                Ok(event) => valid.push(event),
+                Err(refusal) => refusals.push(refusal.to_string()),
+            }
+        }
+        self.metrics.events_refused.inc_by(refusals.len() as u64);
+        let (stored, duplicates, last_seq) = if valid.is_empty() {
+            (0, 0, self.log.last_seq())
+        } else {
+            self.log.append(valid).await.map_err(|e| e.to_status())?
+        };
         self.metrics.stored.inc_by(stored);
         Ok(Response::new(pb::AppendResponse {
             stored,
             duplicates,
             last_seq,
+            refused: refusals.len() as u64,
+            refusals,
         }))
     }
 

@@ -285,6 +285,11 @@ impl AuditLog {
         }
     }
 
+    /// The sequence number of the last durable record.
+    pub fn last_seq(&self) -> u64 {
+        *self.stored.borrow()
+    }
+
     /// Runs `read` over the retained records (oldest first). A read lock, held only for
     /// the scan.
     pub fn read<T>(&self, read: impl FnOnce(&[Record]) -> T) -> T {

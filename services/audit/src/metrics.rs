@@ -13,6 +13,8 @@ pub struct AuditMetrics {
     pub stored: Arc<Counter>,
     /// Batches refused as invalid.
     pub refused: Arc<Counter>,
+    /// Events refused one by one (their batch's other events were stored).
+    pub events_refused: Arc<Counter>,
 }
 
 impl Default for AuditMetrics {
@@ -26,6 +28,10 @@ impl Default for AuditMetrics {
             refused: registry.register(Counter::new(
                 "tessera_audit_batches_refused_total",
                 "Batches refused as invalid.",
+            )),
+            events_refused: registry.register(Counter::new(
+                "tessera_audit_events_refused_total",
+                "Events refused as invalid one by one; the rest of their batch was stored.",
             )),
             registry,
         }

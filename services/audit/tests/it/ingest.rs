@@ -76,7 +76,7 @@ async fn a_retried_batch_is_not_stored_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_batches_get_clear_errors_and_leave_the_chain_intact() {
+async fn a_bad_event_is_refused_alone_and_never_costs_the_rest_of_its_batch() {
     let audit = audit().await;
     let mut client = audit.client("login").await;
     client
@@ -84,54 +84,53 @@ async fn bad_batches_get_clear_errors_and_leave_the_chain_intact() {
         .await
         .expect("a good one");
 
-    let mut unknown = vec![event("w", 2, "logout"), event("w", 3, "teleported")];
-    let status = client
-        .append(batch(std::mem::take(&mut unknown)))
-        .await
-        .expect_err("unknown kind");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("event 1 of the batch") && status.message().contains("unknown"),
-        "{status:?}"
-    );
-
-    let mut huge = event("w", 2, "logout");
+    let mut huge = event("w", 4, "logout");
     for i in 0..32 {
         huge.details.insert(format!("k{i}"), "x".repeat(200));
     }
-    let status = client
-        .append(batch(vec![huge]))
+    let mut long_name = event("w", 5, "login_failed");
+    long_name.user_name = "é".repeat(256);
+    let mut anonymous = event("", 6, "logout");
+    anonymous.writer_seq = 0;
+    let reply = client
+        .append(batch(vec![
+            event("w", 2, "logout"),
+            event("w", 3, "teleported"),
+            huge,
+            long_name,
+            anonymous,
+            event("w", 7, "login_succeeded"),
+        ]))
         .await
-        .expect_err("oversized");
-    assert!(status.message().contains("at most 4096"), "{status:?}");
+        .expect("a batch with bad events is not refused whole")
+        .into_inner();
+    assert_eq!((reply.stored, reply.refused), (2, 4), "{reply:?}");
+    let why = reply.refusals.join("\n");
+    for expected in [
+        "event 1 of the batch",
+        "unknown",
+        "at most 4096",
+        "user_name is 512 bytes",
+        "writer",
+    ] {
+        assert!(why.contains(expected), "{expected}: {why}");
+    }
+    assert_eq!(
+        audit.metric("tessera_audit_events_refused_total").await,
+        4,
+        "counted on the service's metrics"
+    );
 
     let status = client.append(batch(Vec::new())).await.expect_err("empty");
     assert!(status.message().contains("1 to 1000"), "{status:?}");
-    let too_many = (2..=1002).map(|s| event("w", s, "logout")).collect();
+    let too_many = (8..=1008).map(|s| event("w", s, "logout")).collect();
     let status = client.append(batch(too_many)).await.expect_err("too many");
     assert_eq!(status.code(), Code::InvalidArgument);
 
-    let mut anonymous = event("", 2, "logout");
-    anonymous.writer_seq = 0;
-    let status = client
-        .append(batch(vec![anonymous]))
-        .await
-        .expect_err("no writer");
-    assert!(status.message().contains("writer"), "{status:?}");
-
-    let reply = client
-        .append(batch(vec![event("w", 2, "logout")]))
-        .await
-        .expect("good again")
-        .into_inner();
-    assert_eq!(
-        reply.last_seq, 2,
-        "nothing of the refused batches was stored"
-    );
     let verified = verify(&audit.log_file())
         .expect("readable")
         .expect("intact");
-    assert_eq!(verified.records, 2);
+    assert_eq!(verified.records, 3, "the good events, and only those");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

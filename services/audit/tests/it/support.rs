@@ -68,6 +68,19 @@ impl Audit {
         AuditClient::new(channel)
     }
 
+    /// A counter's value on the admin port's `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.admin_addr))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    }
+
     pub fn log_file(&self) -> std::path::PathBuf {
         self.dir.path().join("data/audit.log")
     }
