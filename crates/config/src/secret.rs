@@ -28,14 +28,11 @@ pub fn create_private_file(path: &Path, contents: &[u8]) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(fail)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(fail)?;
+    let mut file = crate::private::file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(fail)?;
     file.write_all(contents).map_err(fail)?;
     file.sync_all().map_err(fail)
 }

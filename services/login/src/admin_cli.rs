@@ -193,14 +193,12 @@ fn write_private(path: &Path, secret: &str) -> Result<(), LoginError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(fail)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(fail)?;
+    let mut file = tessera_config::private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(fail)?;
     file.write_all(secret.as_bytes()).map_err(fail)?;
     file.sync_all().map_err(fail)
 }

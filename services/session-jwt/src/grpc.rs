@@ -49,30 +49,16 @@ impl SessionService {
         })
     }
 
-    /// Records what this service is the witness of (never waits on the audit service).
-    fn witness(
-        &self,
-        kind: &str,
-        reason: &str,
-        user_id: &str,
-        user_name: &str,
-        site: &str,
-        failure: bool,
-    ) {
-        self.audit
-            .record(event(kind, reason, user_id, user_name, site, failure));
-    }
-
     fn witness_failure(&self, err: &SessionError) {
         match err {
-            SessionError::RefreshTokenReused => self.witness(
+            SessionError::RefreshTokenReused => self.audit.record(event(
                 "refresh_token_reuse",
                 "refresh_token_reused",
                 "",
                 "",
                 "",
                 true,
-            ),
+            )),
             SessionError::Rejected(rejection) => {
                 // The user and site are what a token that did not verify *claims*:
                 // anyone can write them, so the event says so.
@@ -129,7 +115,14 @@ impl SessionJwt for SessionService {
         );
         let tokens = self.counted(self.sessions.issue(request).await)?;
         self.metrics.issued.inc();
-        self.witness("session_issued", "", &user_id, &user_name, &audience, false);
+        self.audit.record(event(
+            "session_issued",
+            "",
+            &user_id,
+            &user_name,
+            &audience,
+            false,
+        ));
         Ok(Response::new(tokens))
     }
 
@@ -145,7 +138,14 @@ impl SessionJwt for SessionService {
                 .await,
         )?;
         self.metrics.refreshed.inc();
-        self.witness("session_refreshed", "", "", "", &request.audience, false);
+        self.audit.record(event(
+            "session_refreshed",
+            "",
+            "",
+            "",
+            &request.audience,
+            false,
+        ));
         Ok(Response::new(tokens))
     }
 
@@ -184,7 +184,8 @@ impl SessionJwt for SessionService {
         };
         let sessions_revoked = self.counted(result)?;
         self.metrics.revoked.inc(scope);
-        self.witness("session_revoked", scope, "", "", "", false);
+        self.audit
+            .record(event("session_revoked", scope, "", "", "", false));
         Ok(Response::new(pb::RevokeResponse { sessions_revoked }))
     }
 
