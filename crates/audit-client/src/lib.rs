@@ -19,11 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_clock::SharedClock;
+use tessera_mtls::ServiceConnector;
 use tessera_proto::audit::v1 as pb;
 use tessera_proto::audit::v1::audit_client::AuditClient;
 use tessera_telemetry::metrics::{Counter, Registry};
-use tokio::sync::mpsc;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tokio::sync::{mpsc, watch};
+use tonic::transport::Channel;
 
 use spool::Spool;
 
@@ -82,8 +83,6 @@ impl AuditSinkConfig {
 pub struct AuditSettings {
     /// e.g. `https://127.0.0.1:7403`; empty: no audit events.
     pub url: String,
-    /// The name its certificate is checked against.
-    pub server_name: String,
     /// Where events wait while the audit service is away.
     pub spool_dir: PathBuf,
     /// Kinds kept only in part: kind → fraction kept, e.g. `jwt_rejected = 0.1`.
@@ -94,7 +93,6 @@ impl Default for AuditSettings {
     fn default() -> Self {
         AuditSettings {
             url: String::new(),
-            server_name: "audit".into(),
             spool_dir: PathBuf::from(".tessera/spool"),
             sample: BTreeMap::new(),
         }
@@ -118,10 +116,10 @@ impl AuditSettings {
         let mut config = AuditSinkConfig::new(self.url.clone(), service, self.spool_dir.clone());
         config.datacenter = datacenter.to_owned();
         config.sample = self.sample.clone();
-        let tls = tls
-            .client_config(&self.server_name)
+        let connector = tls
+            .connector_to(&tessera_mtls::ServiceIdentity::audit())
             .map_err(|e| AuditClientError::Config(format!("tls: {e}")))?;
-        AuditSink::start(config, tls, clock, SinkCounters::register(registry))
+        AuditSink::start(config, connector, clock, SinkCounters::register(registry))
     }
 }
 
@@ -176,10 +174,25 @@ struct Shared {
     counters: SinkCounters,
 }
 
-/// Records audit events. Cheap to clone.
+/// Records audit events. Cheap to clone. The sender task belongs to the sinks: when the
+/// last clone is dropped (its service has stopped), the task moves whatever is still
+/// queued to the spool, for the next process to deliver, and ends.
 #[derive(Clone)]
 pub struct AuditSink {
     shared: Option<Arc<Shared>>,
+    _owner: Option<Arc<SenderOwner>>,
+}
+
+/// Tells the sender tasks to stop when the last sink is dropped. Held by sinks only, never
+/// by the tasks, so the tasks cannot keep themselves alive.
+struct SenderOwner {
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for SenderOwner {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
 }
 
 impl std::fmt::Debug for AuditSink {
@@ -193,23 +206,22 @@ impl std::fmt::Debug for AuditSink {
 impl AuditSink {
     /// A sink that records nothing (audit not configured).
     pub fn disabled() -> Self {
-        AuditSink { shared: None }
+        AuditSink {
+            shared: None,
+            _owner: None,
+        }
     }
 
     /// Starts a sink and its sender task (on the current Tokio runtime).
     pub fn start(
         config: AuditSinkConfig,
-        tls: ClientTlsConfig,
+        connector: ServiceConnector,
         clock: SharedClock,
         counters: SinkCounters,
     ) -> Result<Self, AuditClientError> {
-        let channel = Endpoint::from_shared(config.url.clone())
-            .map_err(|e| AuditClientError::Config(format!("audit url {:?}: {e}", config.url)))?
-            .tls_config(tls)
-            .map_err(|e| AuditClientError::Config(format!("audit tls: {e}")))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .connect_lazy();
+        let channel = connector
+            .lazy_channel(&config.url, Duration::from_secs(2), Duration::from_secs(10))
+            .map_err(|e| AuditClientError::Config(format!("audit: {e}")))?;
         let mut id = [0u8; 6];
         getrandom::fill(&mut id)
             .map_err(|e| AuditClientError::Config(format!("randomness: {e}")))?;
@@ -237,17 +249,22 @@ impl AuditSink {
         });
         let client = AuditClient::new(channel);
         let batch_size = config.batch_size.max(1);
+        let (stop, stopped) = watch::channel(false);
         if !leftovers.is_empty() {
-            tokio::spawn(adopt_leftovers(
-                shared.clone(),
-                client.clone(),
-                leftovers,
-                batch_size,
-            ));
+            let adopting = adopt_leftovers(shared.clone(), client.clone(), leftovers, batch_size);
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = adopting => {}
+                    // A spool half adopted stays on disk for the next process.
+                    _ = stopped.wait_for(|stop| *stop) => {}
+                }
+            });
         }
-        tokio::spawn(sender(shared.clone(), client, inbox, batch_size));
+        tokio::spawn(sender(shared.clone(), client, inbox, batch_size, stopped));
         Ok(AuditSink {
             shared: Some(shared),
+            _owner: Some(Arc::new(SenderOwner { stop })),
         })
     }
 
@@ -314,9 +331,13 @@ async fn sender(
     client: AuditClient<Channel>,
     mut inbox: mpsc::Receiver<pb::Event>,
     batch_size: usize,
+    mut stopped: watch::Receiver<bool>,
 ) {
     let mut client = client;
     loop {
+        if *stopped.borrow() {
+            return keep_for_later(&shared, &mut inbox);
+        }
         let first = if shared
             .spool
             .lock()
@@ -327,9 +348,12 @@ async fn sender(
         } else {
             // With the spool off, only the queue can hold events: the spool turns on when
             // the queue is full (so this wakes) or when this task fails a send.
-            match inbox.recv().await {
-                Some(event) => Some(event),
-                None => return,
+            tokio::select! {
+                event = inbox.recv() => match event {
+                    Some(event) => Some(event),
+                    None => return,
+                },
+                _ = stopped.wait_for(|stop| *stop) => continue,
             }
         };
         if let Some(first) = first {
@@ -365,7 +389,32 @@ async fn sender(
             .unwrap_or_else(|e| e.into_inner())
             .active;
         if active {
-            drain(&shared, &mut client, batch_size).await;
+            tokio::select! {
+                _ = drain(&shared, &mut client, batch_size) => {}
+                _ = stopped.wait_for(|stop| *stop) => {}
+            }
+        }
+    }
+}
+
+/// At stop: every event still queued goes to the end of the spool, where the next process
+/// of this service adopts it.
+fn keep_for_later(shared: &Shared, inbox: &mut mpsc::Receiver<pb::Event>) {
+    inbox.close();
+    let mut queued = Vec::new();
+    while let Ok(event) = inbox.try_recv() {
+        queued.push(event);
+    }
+    if queued.is_empty() {
+        return;
+    }
+    let count = queued.len() as u64;
+    let mut spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
+    match spool.append(&queued) {
+        Ok(()) => shared.counters.spooled.inc_by(count),
+        Err(err) => {
+            shared.counters.dropped.inc_by(count);
+            tracing::error!(error = %err, count, "audit events dropped at stop: the spool cannot be written");
         }
     }
 }
@@ -581,5 +630,59 @@ mod clamp_tests {
             other.user_id, event.user_id,
             "the hash tells long values apart"
         );
+    }
+}
+
+#[cfg(test)]
+mod ownership_tests {
+    use super::*;
+
+    /// The sender task belongs to the sinks: dropping the last one ends it (nothing keeps
+    /// the shared state alive), and every recorded event is then in the spool.
+    #[tokio::test]
+    async fn dropping_the_last_sink_ends_its_sender_and_keeps_every_event() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pki = tessera_mtls::DevPki::ensure(&dir.path().join("certs")).expect("pki");
+        let connector = pki
+            .files_for(&tessera_mtls::ServiceIdentity::login())
+            .connector_to(&tessera_mtls::ServiceIdentity::audit())
+            .expect("connector");
+        let vacant = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("https://{}", vacant.local_addr().expect("addr"));
+        drop(vacant);
+        let spool_dir = dir.path().join("spool");
+        let sink = AuditSink::start(
+            AuditSinkConfig::new(url, "login", spool_dir.clone()),
+            connector,
+            tessera_clock::SystemClock::shared(),
+            SinkCounters::register(&Registry::default()),
+        )
+        .expect("sink");
+        let shared = Arc::downgrade(sink.shared.as_ref().expect("enabled"));
+        for _ in 0..5 {
+            sink.record(pb::Event {
+                kind: "login_failed".into(),
+                ..Default::default()
+            });
+        }
+        let copy = sink.clone();
+        drop(sink);
+        assert!(shared.upgrade().is_some(), "a clone still records");
+        drop(copy);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while shared.upgrade().is_some() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the sender ended with its last sink");
+        let spooled: usize = std::fs::read_dir(&spool_dir)
+            .expect("spool dir")
+            .map(|entry| {
+                let text = std::fs::read_to_string(entry.expect("entry").path()).expect("spool");
+                text.lines().filter(|line| !line.trim().is_empty()).count()
+            })
+            .sum();
+        assert_eq!(spooled, 5, "every event is kept for the next process");
     }
 }

@@ -93,12 +93,40 @@ impl DevCa {
         self.issue_valid_between(identity, now - Duration::hours(1), now + DEV_CERT_LIFETIME)
     }
 
+    /// Issues a year's certificate for `identity` that also carries `dns_names`, as a CA
+    /// outside Tessera's control might: for showing that such names buy nothing.
+    pub fn issue_with_dns_names(
+        &self,
+        identity: &ServiceIdentity,
+        dns_names: &[&str],
+    ) -> Result<IssuedCertificate, MtlsError> {
+        let now = OffsetDateTime::now_utc();
+        self.issue_inner(
+            identity,
+            dns_names,
+            now - Duration::hours(1),
+            now + DEV_CERT_LIFETIME,
+        )
+    }
+
     /// Issues a certificate for `identity` valid between the two times; usable for both
-    /// serving and calling, with DNS names `localhost` and the service name and the
-    /// loopback addresses, so a dev peer can reach it under any of them.
+    /// serving and calling. Tessera's clients judge a server by its SPIFFE URI alone; the
+    /// service name is also a DNS name for outside gRPC clients that check one (with a
+    /// target-name override). No `localhost` or loopback address: a name every service
+    /// shared would let any of them answer for another.
     pub fn issue_valid_between(
         &self,
         identity: &ServiceIdentity,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<IssuedCertificate, MtlsError> {
+        self.issue_inner(identity, &[], not_before, not_after)
+    }
+
+    fn issue_inner(
+        &self,
+        identity: &ServiceIdentity,
+        extra_dns_names: &[&str],
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<IssuedCertificate, MtlsError> {
@@ -111,10 +139,12 @@ impl DevCa {
         params.subject_alt_names = vec![
             SanType::URI(identity.uri().try_into()?),
             SanType::DnsName(identity.name().try_into()?),
-            SanType::DnsName("localhost".try_into()?),
-            SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
-            SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()),
         ];
+        for name in extra_dns_names {
+            params
+                .subject_alt_names
+                .push(SanType::DnsName((*name).try_into()?));
+        }
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -203,7 +233,21 @@ fn needs_issuing(cert_path: &Path) -> Result<bool, MtlsError> {
         return Ok(true);
     };
     let renew_at = OffsetDateTime::now_utc() + RENEW_BEFORE;
-    Ok(cert.validity().not_after.to_datetime() < renew_at)
+    Ok(cert.validity().not_after.to_datetime() < renew_at || carries_shared_names(&cert))
+}
+
+/// Whether a certificate names `localhost` or an IP address: names every service on a
+/// host would share. Dev certificates issued before they were dropped are issued again.
+fn carries_shared_names(cert: &X509Certificate<'_>) -> bool {
+    use x509_parser::extensions::GeneralName;
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return false;
+    };
+    san.value.general_names.iter().any(|name| match name {
+        GeneralName::DNSName(dns) => dns.eq_ignore_ascii_case("localhost"),
+        GeneralName::IPAddress(_) => true,
+        _ => false,
+    })
 }
 
 fn read(path: &Path) -> Result<String, MtlsError> {
@@ -247,6 +291,46 @@ mod tests {
         DevPki::ensure(dir.path()).expect("second ensure");
         let second = read(&pki.files_for(&stash).cert_file).expect("cert kept");
         assert_eq!(first, second, "a valid certificate must not be reissued");
+    }
+
+    #[test]
+    fn dev_certificates_name_their_service_and_no_name_another_service_could_share() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = DevPki::ensure(dir.path()).expect("ensure");
+        for service in DEV_SERVICES {
+            let identity = ServiceIdentity::parse(service).expect("name");
+            let text = read(&pki.files_for(&identity).cert_file).expect("cert");
+            let (_, pem) = x509_parser::pem::parse_x509_pem(text.as_bytes()).expect("pem");
+            let (_, cert) = X509Certificate::from_der(&pem.contents).expect("der");
+            assert!(
+                !carries_shared_names(&cert),
+                "{service}'s certificate names localhost or an address"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dev_certificate_naming_localhost_is_issued_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = DevPki::ensure(dir.path()).expect("ensure");
+        let login = ServiceIdentity::parse("login").expect("name");
+        let files = pki.files_for(&login);
+        let ca = DevCa::from_pem(
+            &read(&dir.path().join("ca.pem")).expect("ca"),
+            &read(&dir.path().join("ca.key")).expect("ca key"),
+        )
+        .expect("ca");
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = vec![
+            SanType::URI(login.uri().try_into().expect("uri")),
+            SanType::DnsName("localhost".try_into().expect("dns")),
+        ];
+        let old = params.signed_by(&key, &ca.issuer).expect("signed");
+        write(&files.cert_file, &old.pem(), false).expect("write");
+        assert!(needs_issuing(&files.cert_file).expect("judged"));
+        DevPki::ensure(dir.path()).expect("ensure again");
+        assert!(!needs_issuing(&files.cert_file).expect("judged"));
     }
 
     #[test]

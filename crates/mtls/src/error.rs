@@ -26,6 +26,9 @@ pub enum MtlsError {
     /// The caller presented no client certificate.
     #[error("no client certificate was presented; connect with mutual TLS using a certificate from the Tessera CA")]
     NoPeerCertificate,
+    /// A service URL cannot be used for a mutual-TLS call.
+    #[error("invalid service url {0}")]
+    Url(String),
     /// The caller's certificate carries no Tessera identity.
     #[error("the client certificate has no `spiffe://tessera/<service>` URI SAN; issue it from the Tessera CA with the service's identity")]
     NoIdentity,
@@ -41,6 +44,7 @@ impl MtlsError {
             MtlsError::InvalidServiceName(_) => "mtls.invalid_service_name",
             MtlsError::NoPeerCertificate => "mtls.no_peer_certificate",
             MtlsError::NoIdentity => "mtls.no_identity",
+            MtlsError::Url(_) => "mtls.url",
         }
     }
 }

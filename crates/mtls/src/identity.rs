@@ -20,6 +20,26 @@ impl ServiceIdentity {
         &self.0
     }
 
+    /// The token stash's identity.
+    pub fn token_stash() -> Self {
+        ServiceIdentity("token-stash".to_owned())
+    }
+
+    /// The session service's identity.
+    pub fn session_jwt() -> Self {
+        ServiceIdentity("session-jwt".to_owned())
+    }
+
+    /// The login service's identity.
+    pub fn login() -> Self {
+        ServiceIdentity("login".to_owned())
+    }
+
+    /// The audit service's identity.
+    pub fn audit() -> Self {
+        ServiceIdentity("audit".to_owned())
+    }
+
     /// The full URI, e.g. `spiffe://tessera/token-stash`.
     pub fn uri(&self) -> String {
         format!("{SPIFFE_PREFIX}{}", self.0)

@@ -9,12 +9,14 @@
 //! For development, [`DevPki`] creates a CA and one certificate per service on first use.
 
 mod access;
+mod connect;
 mod dev_pki;
 mod error;
 mod identity;
 mod tls;
 
 pub use access::AccessPolicy;
+pub use connect::ServiceConnector;
 pub use dev_pki::{DevCa, DevPki, IssuedCertificate, DEV_SERVICES};
 pub use error::MtlsError;
 pub use identity::{peer_identity, ServiceIdentity, SPIFFE_PREFIX};

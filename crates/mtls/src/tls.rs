@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::{DevPki, MtlsError, ServiceIdentity};
+use crate::{DevPki, MtlsError, ServiceConnector, ServiceIdentity};
 
 /// The three files a service needs for mutual TLS.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -26,27 +26,29 @@ impl TlsFiles {
             .client_auth_optional(false))
     }
 
-    /// Client settings presenting this service's certificate and trusting only the CA.
-    /// `server_name` is the name checked against the server's certificate.
-    pub fn client_config(&self, server_name: &str) -> Result<ClientTlsConfig, MtlsError> {
-        let (identity, ca) = self.load()?;
-        Ok(ClientTlsConfig::new()
-            .ca_certificate(ca)
-            .identity(identity)
-            .domain_name(server_name))
+    /// A connector for calling `server`, presenting this service's certificate and
+    /// accepting only a server certificate from the CA that names `server`'s identity.
+    pub fn connector_to(&self, server: &ServiceIdentity) -> Result<ServiceConnector, MtlsError> {
+        ServiceConnector::new(
+            server.clone(),
+            &read(&self.ca_file)?,
+            &read(&self.cert_file)?,
+            &read(&self.key_file)?,
+        )
     }
 
     fn load(&self) -> Result<(Identity, Certificate), MtlsError> {
-        let read = |path: &PathBuf| {
-            std::fs::read(path).map_err(|source| MtlsError::ReadFile {
-                path: path.clone(),
-                source,
-            })
-        };
         let identity = Identity::from_pem(read(&self.cert_file)?, read(&self.key_file)?);
         let ca = Certificate::from_pem(read(&self.ca_file)?);
         Ok((identity, ca))
     }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, MtlsError> {
+    std::fs::read(path).map_err(|source| MtlsError::ReadFile {
+        path: path.clone(),
+        source,
+    })
 }
 
 /// The `[tls]` section every service's configuration has: either the three files, or,

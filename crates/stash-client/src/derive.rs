@@ -48,8 +48,14 @@ impl Derivation {
         Ok((Derivation::new(secret, datacenter), created))
     }
 
-    /// The stash token for `purpose` and `input`.
+    /// The stash token for `purpose` and `input`, in this service's datacenter.
     pub fn token(&self, purpose: &str, input: &str) -> String {
+        self.token_at(&self.datacenter, purpose, input)
+    }
+
+    /// The stash token for `purpose` and `input` in `datacenter`'s stash: for records that
+    /// must live beside something another datacenter owns (the stash forwards there).
+    pub fn token_at(&self, datacenter: &str, purpose: &str, input: &str) -> String {
         // HMAC accepts keys of any length; 32 bytes cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
@@ -57,6 +63,6 @@ impl Derivation {
         mac.update(&[0]);
         mac.update(input.as_bytes());
         let digest = mac.finalize().into_bytes();
-        format!("{}.{}", self.datacenter, URL_SAFE_NO_PAD.encode(digest))
+        format!("{datacenter}.{}", URL_SAFE_NO_PAD.encode(digest))
     }
 }

@@ -6,10 +6,11 @@ mod derive;
 
 use std::time::Duration;
 
+use tessera_mtls::{ServiceIdentity, TlsFiles};
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 use tonic::Code;
 
 pub use derive::Derivation;
@@ -91,15 +92,15 @@ pub struct StashClient {
 }
 
 impl StashClient {
-    /// A client of the stash at `url` (e.g. `https://127.0.0.1:7401`).
-    pub fn connect(url: &str, tls: ClientTlsConfig) -> Result<Self, StashClientError> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| StashClientError::Config(format!("stash url {url:?}: {e}")))?
-            .tls_config(tls)
-            .map_err(|e| StashClientError::Config(format!("stash tls: {e}")))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .connect_lazy();
+    /// A client of the stash at `url` (e.g. `https://127.0.0.1:7401`), presenting `tls`'s
+    /// certificate and accepting only a server that proves it is the token stash.
+    pub fn connect(url: &str, tls: &TlsFiles) -> Result<Self, StashClientError> {
+        let channel = tls
+            .connector_to(&ServiceIdentity::token_stash())
+            .and_then(|connector| {
+                connector.lazy_channel(url, Duration::from_secs(2), Duration::from_secs(5))
+            })
+            .map_err(|e| StashClientError::Config(format!("stash: {e}")))?;
         let interceptor: Interceptor = tessera_telemetry::trace_context::propagate;
         Ok(StashClient {
             client: TokenStashClient::with_interceptor(channel, interceptor),
@@ -237,11 +238,7 @@ fn absent(status: tonic::Status) -> Result<Lookup, StashClientError> {
     ) {
         return Err(failed(status));
     }
-    let code = status
-        .metadata()
-        .get("tessera-code")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let code = tessera_service::code_of(&status).unwrap_or_default();
     Ok(match code {
         "expired" => Lookup::Expired,
         "consumed" => Lookup::Consumed,

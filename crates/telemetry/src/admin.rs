@@ -19,6 +19,14 @@ pub trait MetricsSource: Send + Sync + 'static {
     fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>>;
 }
 
+/// A registry renders itself as it is; services whose gauges need refreshing before a
+/// scrape implement [`MetricsSource`] themselves.
+impl MetricsSource for crate::metrics::Registry {
+    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+        Box::pin(async move { crate::metrics::Registry::render(self) })
+    }
+}
+
 /// Whether the service is ready; flipped by the service once it can answer.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness(Arc<AtomicBool>);

@@ -1,36 +1,30 @@
-//! The harness Tessera's tests and benchmarks share: a throwaway PKI, a real Redis, a
-//! throwaway PostgreSQL, the services in-process or as child processes, a scripted HTTP
-//! browser, headless Chromium over WebDriver, and small HTTP helpers.
+//! What Tessera's tests and benchmarks share that is not a service: a throwaway PKI, a
+//! real Redis, a throwaway PostgreSQL, child processes, a controllable network link, a
+//! scripted HTTP browser, headless Chromium over WebDriver, an OTLP collector and small
+//! HTTP helpers. Each service's own in-process harness lives in that service, behind its
+//! `test-util` feature, so a test links only the services it is about.
 //!
 //! Everything binds port 0 (or a unix socket in a temporary directory) and learns the real
 //! address from the server itself, so tests never guess ports and never race each other.
 
-mod audit;
 mod browser;
 mod http;
-mod login;
+mod link;
 mod otlp;
 mod pki;
 mod postgres;
 mod process;
 mod redis_server;
-mod requests;
-mod session;
-mod stash;
 mod webdriver;
 
-pub use audit::AuditHarness;
 pub use browser::{Answer, Browser};
 pub use http::{http_get, HttpResponse};
-pub use login::{DemoSiteHandle, LoginStack};
+pub use link::Link;
 pub use otlp::{OtlpCollector, ReceivedSpan};
 pub use pki::TestPki;
 pub use postgres::PostgresServer;
 pub use process::ServiceProcess;
 pub use redis_server::RedisServer;
-pub use requests::put_request;
-pub use session::SessionHarness;
-pub use stash::{bind_loopback, stash_process_env, StashHarness, StashHarnessBuilder};
 pub use webdriver::{Chromium, Element};
 
 /// Bounds every wait in the harness: long enough for a loaded CI machine, short enough to

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use tessera_mtls::{DevCa, DevPki, ServiceIdentity, TlsFiles};
 use time::{Duration, OffsetDateTime};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// A dev PKI in a temporary directory, plus the means to make bad certificates.
 #[derive(Debug)]
@@ -40,15 +40,31 @@ impl TestPki {
         )
     }
 
-    /// Files for `service` from the trusted CA whose certificate expired yesterday.
-    pub fn expired_files(&self, service: &str) -> anyhow::Result<TlsFiles> {
+    /// Files for `service` from the trusted CA that also name `dns_names`: a certificate
+    /// that a check of DNS names alone would take for another service.
+    pub fn files_also_naming(&self, service: &str, dns_names: &[&str]) -> anyhow::Result<TlsFiles> {
+        let issued = self
+            .ca()?
+            .issue_with_dns_names(&identity(service), dns_names)?;
+        self.write_files(
+            &format!("also-naming-{service}"),
+            &issued.cert_pem,
+            &issued.key_pem,
+        )
+    }
+
+    fn ca(&self) -> anyhow::Result<DevCa> {
         let ca_dir = self.dir.path();
-        let ca = DevCa::from_pem(
+        Ok(DevCa::from_pem(
             &std::fs::read_to_string(ca_dir.join("ca.pem"))?,
             &std::fs::read_to_string(ca_dir.join("ca.key"))?,
-        )?;
+        )?)
+    }
+
+    /// Files for `service` from the trusted CA whose certificate expired yesterday.
+    pub fn expired_files(&self, service: &str) -> anyhow::Result<TlsFiles> {
         let now = OffsetDateTime::now_utc();
-        let issued = ca.issue_valid_between(
+        let issued = self.ca()?.issue_valid_between(
             &identity(service),
             now - Duration::days(30),
             now - Duration::days(1),
@@ -82,17 +98,19 @@ impl TestPki {
         self.channel_to(files, addr, "token-stash").await
     }
 
-    /// A connected mutual-TLS channel to the service `server_name` at `addr`.
+    /// A connected mutual-TLS channel to `addr`, accepting only a server that proves it is
+    /// `service`.
     pub async fn channel_to(
         &self,
         files: &TlsFiles,
         addr: std::net::SocketAddr,
-        server_name: &str,
+        service: &str,
     ) -> anyhow::Result<Channel> {
-        Ok(Endpoint::from_shared(format!("https://{addr}"))?
-            .tls_config(files.client_config(server_name)?)?
+        let connector = files.connector_to(&identity(service))?;
+        Ok(connector
+            .endpoint(&format!("https://{addr}"))?
             .connect_timeout(std::time::Duration::from_secs(5))
-            .connect()
+            .connect_with_connector(connector)
             .await?)
     }
 

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+use tessera_audit::test_util::AuditHarness;
 use tessera_clock::{Clock, SystemClock};
+use tessera_login::test_util::LoginStack;
 use tessera_proto::audit::v1 as pb;
 use tessera_proto::audit::v1::audit_client::AuditClient;
-use tessera_testkit::{AuditHarness, Browser, LoginStack, TestPki};
+use tessera_testkit::{Browser, TestPki};
 
 const WRITERS: u64 = 4;
 const EVENTS_PER_WRITER: u64 = 25_000;

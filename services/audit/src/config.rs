@@ -42,7 +42,7 @@ pub struct AuditConfig {
 
 /// The identity of the audit service.
 pub fn audit_identity() -> ServiceIdentity {
-    ServiceIdentity::parse("audit").unwrap_or_else(|_| unreachable!("a valid literal"))
+    ServiceIdentity::audit()
 }
 
 /// Every Tessera service may append; only an admin may query.

@@ -1,5 +1,6 @@
 /// Everything the audit service can fail with, each with a stable code and one gRPC
 /// status.
+pub use tessera_service::ServiceError;
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// An event of a batch is not acceptable; nothing of the batch was stored.
@@ -19,9 +20,15 @@ pub enum AuditError {
     Config(String),
 }
 
-impl AuditError {
+impl From<tessera_service::ServeError> for AuditError {
+    fn from(err: tessera_service::ServeError) -> Self {
+        AuditError::Config(err.to_string())
+    }
+}
+
+impl ServiceError for AuditError {
     /// A stable code.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             AuditError::InvalidEvent { .. } => "invalid_event",
             AuditError::InvalidBatch(_) => "invalid_batch",
@@ -31,17 +38,17 @@ impl AuditError {
         }
     }
 
-    /// The gRPC status.
-    pub fn to_status(&self) -> tonic::Status {
+    fn grpc_code(&self) -> tonic::Code {
         use tonic::Code;
-        let code = match self {
+        match self {
             AuditError::InvalidEvent { .. } | AuditError::InvalidBatch(_) => Code::InvalidArgument,
             AuditError::Storage(_) => Code::Unavailable,
             AuditError::Tampered(_) | AuditError::Config(_) => Code::Internal,
-        };
-        tonic::Status::new(code, format!("{}: {self}", self.code()))
+        }
     }
+}
 
+impl AuditError {
     pub(crate) fn invalid_event(index: usize, problem: impl Into<String>) -> Self {
         AuditError::InvalidEvent {
             index,

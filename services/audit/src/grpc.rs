@@ -1,6 +1,7 @@
 //! The gRPC surface: Append (every Tessera service) and Query (admins).
 
 use std::sync::Arc;
+use tessera_service::ServiceError as _;
 
 use tessera_mtls::AccessPolicy;
 use tessera_proto::audit::v1 as pb;

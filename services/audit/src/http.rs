@@ -15,6 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 use tessera_clock::SharedClock;
+use tessera_service::html::{escape, Page};
 
 use crate::event::KINDS;
 use crate::log::AuditLog;
@@ -131,40 +132,24 @@ async fn sign_in(State(dashboard): State<Arc<Dashboard>>, Form(form): Form<Token
     response
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1b1d21}h1{font-size:1.3rem}\
+.charts{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;border:1px solid #ccd;padding:.5rem;border-radius:6px}\
+figcaption{font-weight:600}table{border-collapse:collapse;width:100%;margin-top:1rem}\
+td,th{border-bottom:1px solid #dde;padding:.3rem .5rem;text-align:left;font-size:.9rem}\
+.failure{color:#b00020}label{margin-right:.5rem}input,select,button{font-size:.95rem}";
 
 fn html(status: StatusCode, body: &str, refresh: Option<u32>) -> Response {
     let refresh = refresh
         .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
         .unwrap_or_default();
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}<title>Tessera audit</title><style>\
-body{{font:15px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1b1d21}}h1{{font-size:1.3rem}}\
-.charts{{display:flex;flex-wrap:wrap;gap:1rem}}figure{{margin:0;border:1px solid #ccd;padding:.5rem;border-radius:6px}}\
-figcaption{{font-weight:600}}table{{border-collapse:collapse;width:100%;margin-top:1rem}}\
-td,th{{border-bottom:1px solid #dde;padding:.3rem .5rem;text-align:left;font-size:.9rem}}\
-.failure{{color:#b00020}}label{{margin-right:.5rem}}input,select,button{{font-size:.95rem}}</style></head>\
-<body>{body}</body></html>"
-    );
-    let mut response = (status, page).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ),
-    );
-    response
+    Page {
+        title: "Tessera audit",
+        style: STYLE,
+        head: &refresh,
+        body,
+        ..Page::default()
+    }
+    .respond(status)
 }
 
 fn login_form(error: Option<&str>) -> String {

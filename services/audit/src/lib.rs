@@ -14,4 +14,6 @@ pub mod metrics;
 pub mod query;
 pub mod server;
 
-pub use error::AuditError;
+pub use error::{AuditError, ServiceError};
+#[cfg(feature = "test-util")]
+pub mod test_util;

@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
 fn serve(config: AuditConfig) -> anyhow::Result<()> {
     let log_format = config.log_format;
     tessera_telemetry::run_service("audit", log_format, async move {
-        let listeners = Listeners::bind(&config).await?;
+        let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
         let started = server::start(
             config,
             SystemClock::shared(),
@@ -79,7 +79,7 @@ fn serve(config: AuditConfig) -> anyhow::Result<()> {
         let _ = writeln!(
             std::io::stdout(),
             "tessera-audit ready: grpc=https://{} admin=http://{} dashboard=http://{}/dashboard",
-            started.grpc_addr,
+            started.addr,
             started.admin_addr,
             started.admin_addr
         );

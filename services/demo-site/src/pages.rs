@@ -1,16 +1,10 @@
 //! The wiki's pages: plain, accessible HTML with no external assets.
 
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use tessera_service::html::Page;
 
-/// Escapes text for HTML.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+pub use tessera_service::html::escape;
 
 /// A whole page for site `name`.
 pub fn page(name: &str, status: StatusCode, body: &str, cookies: &[String]) -> Response {
@@ -45,54 +39,34 @@ pub fn auto_post(
 
 const AUTO_SUBMIT: &str = "document.forms[0].submit()";
 
+const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#eef3ee;color:#1b1d21}\
+header{background:#2f6f3e;color:#fff;padding:.8rem 1.5rem;font-weight:700}\
+main{max-width:36rem;margin:2rem auto;background:#fff;padding:2rem;border-radius:8px}\
+.button,button{display:inline-block;padding:.6rem 1.2rem;font-size:1rem;background:#2f6f3e;color:#fff;border:0;border-radius:4px;text-decoration:none;cursor:pointer}\
+a:focus,button:focus{outline:3px solid #1a5fb4;outline-offset:2px}\
+.error{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}";
+
 fn page_with_script(
     name: &str,
     status: StatusCode,
     body: &str,
-    script: Option<&str>,
+    script: Option<&'static str>,
     cookies: &[String],
 ) -> Response {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let (script_tag, script_src) = match script {
-        // The one script a page may run is allowed by its hash, nothing else.
-        Some(script) => (
-            format!("<script>{script}</script>"),
-            format!(
-                "; script-src 'sha256-{}'",
-                base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script))
-            ),
-        ),
-        None => (String::new(), String::new()),
-    };
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{name}</title>\
-<style>body{{font:16px/1.5 system-ui,sans-serif;margin:0;background:#eef3ee;color:#1b1d21}}\
-header{{background:#2f6f3e;color:#fff;padding:.8rem 1.5rem;font-weight:700}}\
-main{{max-width:36rem;margin:2rem auto;background:#fff;padding:2rem;border-radius:8px}}\
-.button,button{{display:inline-block;padding:.6rem 1.2rem;font-size:1rem;background:#2f6f3e;color:#fff;border:0;border-radius:4px;text-decoration:none;cursor:pointer}}\
-a:focus,button:focus{{outline:3px solid #1a5fb4;outline-offset:2px}}\
-.error{{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}}</style></head>\
-<body><header>{name}</header><main>{body}</main>{script_tag}</body></html>",
-        name = escape(name)
-    );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let policy = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'{script_src}"
-    );
-    if let Ok(policy) = HeaderValue::from_str(&policy) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    let mut response = Page {
+        title: name,
+        style: STYLE,
+        body: &format!("<header>{}</header><main>{body}</main>", escape(name)),
+        script,
+        // A site's links and form posts go to the login service: the browser's default,
+        // so the login sees where a person came from.
+        referrer_policy: "strict-origin-when-cross-origin",
+        ..Page::default()
     }
+    .respond(status);
     for cookie in cookies {
         if let Ok(value) = HeaderValue::from_str(cookie) {
-            headers.append(header::SET_COOKIE, value);
+            response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
     response

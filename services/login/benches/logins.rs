@@ -11,7 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use tessera_clock::{Clock, SystemClock};
-use tessera_testkit::{Browser, LoginStack};
+use tessera_login::test_util::LoginStack;
+use tessera_testkit::Browser;
 
 const PASSWORD: &str = "benchmark password 1";
 const HASHES: usize = 300;

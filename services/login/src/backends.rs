@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use tessera_mtls::TlsFiles;
+use tessera_mtls::{ServiceIdentity, TlsFiles};
 use tessera_proto::session::v1 as pb;
 use tessera_proto::session::v1::session_jwt_client::SessionJwtClient;
 use tessera_stash_client::{Derivation, StashClient};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::LoginConfig;
 use crate::LoginError;
@@ -20,23 +20,20 @@ type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::S
 pub struct SessionRefusal {
     /// gRPC status code.
     pub status: tonic::Code,
-    /// The session service's stable code (the message's prefix), e.g. `soft_expired`.
+    /// The session service's stable code (its `tessera-code` metadata), e.g. `soft_expired`.
     pub code: String,
-    /// The message after the code: what happened and what to do.
+    /// What happened and what to do, for people.
     pub message: String,
 }
 
 impl SessionRefusal {
     fn from_status(status: tonic::Status) -> Self {
-        let (code, message) = status
-            .message()
-            .split_once(": ")
-            .map(|(c, m)| (c.to_owned(), m.to_owned()))
-            .unwrap_or_else(|| (String::new(), status.message().to_owned()));
         SessionRefusal {
             status: status.code(),
-            code,
-            message,
+            code: tessera_service::code_of(&status)
+                .unwrap_or_default()
+                .to_owned(),
+            message: status.message().to_owned(),
         }
     }
 
@@ -74,19 +71,18 @@ pub struct Backends {
 impl Backends {
     /// Clients for the upstreams in `config`, presenting `tls`.
     pub fn connect(config: &LoginConfig, tls: &TlsFiles) -> Result<Self, LoginError> {
-        let tls_for = |server_name: &str| {
-            tls.client_config(server_name)
-                .map_err(|e| LoginError::Config(format!("tls: {e}")))
-        };
-        let channel = Endpoint::from_shared(config.session_jwt.url.clone())
-            .map_err(|e| LoginError::Config(format!("session_jwt.url: {e}")))?
-            .tls_config(tls_for(&config.session_jwt.server_name)?)
-            .map_err(|e| LoginError::Config(format!("session_jwt tls: {e}")))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let channel = tls
+            .connector_to(&ServiceIdentity::session_jwt())
+            .and_then(|connector| {
+                connector.lazy_channel(
+                    &config.session_jwt.url,
+                    Duration::from_secs(2),
+                    Duration::from_secs(5),
+                )
+            })
+            .map_err(|e| LoginError::Config(format!("session_jwt: {e}")))?;
         let interceptor: Interceptor = tessera_telemetry::trace_context::propagate;
-        let stash = StashClient::connect(&config.stash.url, tls_for(&config.stash.server_name)?)?;
+        let stash = StashClient::connect(&config.stash.url, tls)?;
         let (derive, created) = Derivation::load_or_create(
             &config.secrets_dir.join("derive.key"),
             &config.stash.datacenter,

@@ -252,6 +252,16 @@ pub fn challenge_well_formed(challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
+/// The stash token of `code`'s redemption record. It lives in the datacenter that minted
+/// the code (named by the code's stash token), where the code's single take happens too:
+/// a replay through any datacenter's login then meets the first redemption's record.
+fn redemption_marker(state: &AppState, code: &str) -> String {
+    let home = code
+        .split_once('.')
+        .map_or("", |(datacenter, _)| datacenter);
+    state.backends.derive.token_at(home, "code-redeemed", code)
+}
+
 /// Records what the redemption of `code` issued, in one stash entry at a token derived
 /// from the code: the site session, listed under its central session for back-channel
 /// logout. If a replay of the code got there first, revokes that session at once: a
@@ -270,7 +280,7 @@ pub async fn record_redemption(
         sub: grant.user_id.clone(),
     };
     let value = serde_json::to_vec(&site_session).map_err(|e| LoginError::Crypto(e.to_string()))?;
-    let marker = state.backends.derive.token("code-redeemed", code);
+    let marker = redemption_marker(state, code);
     let stored = state
         .backends
         .stash
@@ -295,7 +305,7 @@ pub async fn record_redemption(
 /// A replayed code: revokes the session its first redemption issued, or, if that
 /// redemption has not recorded it yet, leaves a mark it will find.
 pub async fn revoke_replayed(state: &AppState, code: &str) -> Result<(), LoginError> {
-    let marker = state.backends.derive.token("code-redeemed", code);
+    let marker = redemption_marker(state, code);
     let stash = &state.backends.stash;
     let stored = stash
         .put_at(

@@ -82,8 +82,6 @@ pub struct LoginConfig {
 pub struct Upstream {
     /// e.g. `https://127.0.0.1:7402`.
     pub url: String,
-    /// The name its certificate is checked against.
-    pub server_name: String,
     /// For the stash: its datacenter id (derived tokens must name it).
     #[serde(default = "default_datacenter")]
     pub datacenter: String,
@@ -95,7 +93,7 @@ fn default_datacenter() -> String {
 
 /// The identity of the login service.
 pub fn login_identity() -> ServiceIdentity {
-    ServiceIdentity::parse("login").unwrap_or_else(|_| unreachable!("a valid literal"))
+    ServiceIdentity::login()
 }
 
 impl Default for LoginConfig {
@@ -120,12 +118,10 @@ impl Default for LoginConfig {
             backchannel_timeout_ms: 2000,
             session_jwt: Upstream {
                 url: "https://127.0.0.1:7402".into(),
-                server_name: "session-jwt".into(),
                 datacenter: default_datacenter(),
             },
             stash: Upstream {
                 url: "https://127.0.0.1:7401".into(),
-                server_name: "token-stash".into(),
                 datacenter: default_datacenter(),
             },
             audit: AuditSettings::default(),

@@ -1,3 +1,5 @@
+pub use tessera_service::ServiceError;
+
 /// Everything the login service's library can fail with, each with a stable code. HTTP
 /// answers to browsers and sites are built in [`crate::http`], which maps these codes to
 /// pages and OAuth errors.
@@ -32,9 +34,9 @@ pub enum LoginError {
     Crypto(String),
 }
 
-impl LoginError {
+impl ServiceError for LoginError {
     /// A stable, machine-readable code.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             LoginError::Config(_) => "config",
             LoginError::InvalidInput { .. } => "invalid_input",
@@ -46,11 +48,31 @@ impl LoginError {
         }
     }
 
+    fn grpc_code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            LoginError::InvalidInput { .. } => Code::InvalidArgument,
+            LoginError::Duplicate { .. } => Code::AlreadyExists,
+            LoginError::NotFound { .. } => Code::NotFound,
+            // The directory or a backend not answering: try again later.
+            LoginError::Directory(_) | LoginError::Backend { .. } => Code::Unavailable,
+            LoginError::Config(_) | LoginError::Crypto(_) => Code::Internal,
+        }
+    }
+}
+
+impl LoginError {
     pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
         LoginError::InvalidInput {
             field,
             problem: problem.into(),
         }
+    }
+}
+
+impl From<tessera_service::ServeError> for LoginError {
+    fn from(err: tessera_service::ServeError) -> Self {
+        LoginError::Config(err.to_string())
     }
 }
 

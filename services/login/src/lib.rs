@@ -25,7 +25,7 @@ pub mod signing;
 pub mod state;
 pub mod totp;
 
-pub use error::LoginError;
+pub use error::{LoginError, ServiceError};
 
 /// `n` random bytes from the operating system, base64url without padding.
 pub fn random_text(n: usize) -> Result<String, LoginError> {
@@ -35,3 +35,5 @@ pub fn random_text(n: usize) -> Result<String, LoginError> {
         .map_err(|e| LoginError::Crypto(format!("operating system randomness: {e}")))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
+#[cfg(feature = "test-util")]
+pub mod test_util;

@@ -69,7 +69,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = LoginConfig::load(config_path.as_deref(), std::env::vars())?;
     let log_format = config.log_format;
     tessera_telemetry::run_service("login", log_format, async move {
-        let listeners = Listeners::bind(&config).await?;
+        let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
         let dev = config.dev_insecure_http;
         let started = server::start(
             config,
@@ -84,7 +84,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let _ = writeln!(
             std::io::stdout(),
             "tessera-login ready: http=http://{} admin=http://{}",
-            started.http_addr,
+            started.addr,
             started.admin_addr
         );
         started.serve().await?;

@@ -1,14 +1,10 @@
 //! Starting and running the login service.
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use tessera_clock::SharedClock;
-use tessera_telemetry::admin::{self, MetricsSource, Readiness};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tessera_service::{Scaffold, Started};
 
 use crate::backends::Backends;
 use crate::config::{login_identity, LoginConfig};
@@ -21,65 +17,11 @@ use crate::signing::{flow_key, LoginKey};
 use crate::state::{AppState, Shared};
 use crate::LoginError;
 
-/// The two sockets the service serves on, bound by the caller.
-#[derive(Debug)]
-pub struct Listeners {
-    /// Public HTTP.
-    pub http: TcpListener,
-    /// Admin HTTP.
-    pub admin: TcpListener,
-}
+pub use tessera_service::Listeners;
 
-impl Listeners {
-    /// Binds the addresses in `config`.
-    pub async fn bind(config: &LoginConfig) -> Result<Self, LoginError> {
-        let bind = |addr: SocketAddr, key: &'static str| async move {
-            TcpListener::bind(addr).await.map_err(|e| {
-                LoginError::Config(format!(
-                    "{key}: cannot listen on {addr}: {e}; choose a free address"
-                ))
-            })
-        };
-        Ok(Listeners {
-            http: bind(config.listen, "listen").await?,
-            admin: bind(config.admin_listen, "admin_listen").await?,
-        })
-    }
-}
-
-/// A login service ready to serve.
-pub struct StartedLogin {
-    /// Where the public surface is served.
-    pub http_addr: SocketAddr,
-    /// Where the admin port is served.
-    pub admin_addr: SocketAddr,
-    /// The state, for in-process callers and tests.
-    pub state: Shared,
-    serve: Pin<Box<dyn Future<Output = Result<(), LoginError>> + Send>>,
-}
-
-impl std::fmt::Debug for StartedLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StartedLogin")
-            .field("http_addr", &self.http_addr)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StartedLogin {
-    /// Serves until the shutdown future given to [`start`] resolves.
-    pub async fn serve(self) -> Result<(), LoginError> {
-        self.serve.await
-    }
-}
-
-struct Metrics(Arc<LoginMetrics>);
-
-impl MetricsSource for Metrics {
-    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
-        Box::pin(async move { self.0.registry.render() })
-    }
-}
+/// A login service ready to serve; its handle is the state, for in-process callers and
+/// tests.
+pub type StartedLogin = Started<Shared>;
 
 /// Opens the directory, loads keys, and prepares the server.
 pub async fn start(
@@ -125,46 +67,7 @@ pub async fn start(
         metrics.clone(),
         audit,
     )?);
-    let http_addr = listeners
-        .http
-        .local_addr()
-        .map_err(|e| LoginError::Config(e.to_string()))?;
-    let admin_addr = listeners
-        .admin
-        .local_addr()
-        .map_err(|e| LoginError::Config(e.to_string()))?;
-    let readiness = Readiness::default();
+    let scaffold = Scaffold::new(listeners, Arc::new(metrics.registry.clone()))?;
     let app = http::router(state.clone());
-    let serve = async move {
-        let (stop, stopped) = watch::channel(false);
-        let admin_stopped = stopped.clone();
-        let admin = tokio::spawn(admin::serve(
-            listeners.admin,
-            readiness.clone(),
-            Arc::new(Metrics(metrics)),
-            async move {
-                let mut stopped = admin_stopped;
-                let _ = stopped.wait_for(|stop| *stop).await;
-            },
-        ));
-        readiness.set(true);
-        let public = axum::serve(
-            listeners.http,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            readiness.set(false);
-            let _ = stop.send(true);
-        })
-        .await;
-        let _ = admin.await;
-        public.map_err(|e| LoginError::Config(format!("HTTP server: {e}")))
-    };
-    Ok(StartedLogin {
-        http_addr,
-        admin_addr,
-        state,
-        serve: Box::pin(serve),
-    })
+    Ok(scaffold.http(state, app, shutdown))
 }

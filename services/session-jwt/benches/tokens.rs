@@ -14,7 +14,9 @@ use rsa::signature::{SignatureEncoding, Signer, Verifier as _};
 use rsa::RsaPrivateKey;
 use tessera_clock::{Clock, SystemClock};
 use tessera_proto::session::v1 as pb;
-use tessera_testkit::{SessionHarness, StashHarness, TestPki};
+use tessera_session_jwt::test_util::SessionHarness;
+use tessera_testkit::TestPki;
+use tessera_token_stash::test_util::StashHarness;
 use tessera_verify::{Claims, Jwks, SessionSigner, Verifier, VerifierConfig};
 
 const TOKENS: usize = 20_000;

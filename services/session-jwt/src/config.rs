@@ -58,8 +58,6 @@ pub struct StashConfig {
     pub url: String,
     /// The stash's datacenter id (tokens the service derives must name it).
     pub datacenter: String,
-    /// The name its certificate is checked against.
-    pub server_name: String,
 }
 
 impl Default for StashConfig {
@@ -67,14 +65,13 @@ impl Default for StashConfig {
         StashConfig {
             url: "https://127.0.0.1:7401".into(),
             datacenter: "dc1".into(),
-            server_name: "token-stash".into(),
         }
     }
 }
 
 /// The identity of the session service.
 pub fn session_identity() -> ServiceIdentity {
-    ServiceIdentity::parse("session-jwt").unwrap_or_else(|_| unreachable!("a valid literal"))
+    ServiceIdentity::session_jwt()
 }
 
 fn ids(names: &[&str]) -> BTreeSet<ServiceIdentity> {

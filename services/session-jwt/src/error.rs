@@ -1,5 +1,6 @@
 /// Everything the session service can answer instead of tokens, each with a stable code
 /// and exactly one gRPC status.
+pub use tessera_service::ServiceError;
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// A request field is missing or out of bounds.
@@ -31,9 +32,9 @@ pub enum SessionError {
     Config(String),
 }
 
-impl SessionError {
+impl ServiceError for SessionError {
     /// A stable, machine-readable code.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             SessionError::InvalidArgument { .. } => "invalid_argument",
             SessionError::UnknownRefreshToken => "unknown_refresh_token",
@@ -46,11 +47,9 @@ impl SessionError {
         }
     }
 
-    /// The gRPC status this error is answered with. The message starts with the code,
-    /// so callers (the login service) can map it to an OAuth error without parsing prose.
-    pub fn to_status(&self) -> tonic::Status {
+    fn grpc_code(&self) -> tonic::Code {
         use tonic::Code;
-        let code = match self {
+        match self {
             SessionError::InvalidArgument { .. } => Code::InvalidArgument,
             SessionError::UnknownRefreshToken => Code::NotFound,
             SessionError::SessionEnded(_) | SessionError::RefreshTokenReused => {
@@ -59,15 +58,22 @@ impl SessionError {
             SessionError::Rejected(_) => Code::Unauthenticated,
             SessionError::Stash(_) => Code::Unavailable,
             SessionError::Keys(_) | SessionError::Config(_) => Code::Internal,
-        };
-        tonic::Status::new(code, format!("{}: {self}", self.code()))
+        }
     }
+}
 
+impl SessionError {
     pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
         SessionError::InvalidArgument {
             field,
             problem: problem.into(),
         }
+    }
+}
+
+impl From<tessera_service::ServeError> for SessionError {
+    fn from(err: tessera_service::ServeError) -> Self {
+        SessionError::Config(err.to_string())
     }
 }
 

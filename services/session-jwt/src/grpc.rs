@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use tessera_service::ServiceError as _;
 
 use tessera_mtls::AccessPolicy;
 use tessera_proto::session::v1 as pb;
@@ -222,7 +223,7 @@ impl SessionJwt for SessionService {
         request: Request<pb::StreamRevocationsRequest>,
     ) -> Result<Response<Self::StreamRevocationsStream>, Status> {
         self.access.authorize("StreamRevocations", &request)?;
-        let (in_force, receiver) = self.sessions.subscribe();
+        let (in_force, receiver) = self.sessions.revocations().subscribe();
         let snapshot =
             tokio_stream::iter(in_force.iter().map(to_proto).map(Ok).collect::<Vec<_>>());
         let live = BroadcastStream::new(receiver).map(|event| match event {

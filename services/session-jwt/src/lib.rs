@@ -13,6 +13,7 @@ pub mod config;
 pub mod grpc;
 pub mod keys;
 pub mod metrics;
+pub mod revocation;
 pub mod server;
 pub mod sessions;
 
@@ -21,6 +22,8 @@ mod error;
 mod stash;
 
 pub use derive::Derivation;
-pub use error::SessionError;
+pub use error::{ServiceError, SessionError};
 pub use sessions::{Sessions, Settings};
 pub use stash::Stash;
+#[cfg(feature = "test-util")]
+pub mod test_util;

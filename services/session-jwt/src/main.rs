@@ -52,7 +52,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = SessionConfig::load(config_path.as_deref(), std::env::vars())?;
     let log_format = config.log_format;
     tessera_telemetry::run_service("session-jwt", log_format, async move {
-        let listeners = Listeners::bind(&config).await?;
+        let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
         let started = server::start(
             config,
             SystemClock::shared(),
@@ -63,7 +63,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let _ = writeln!(
             std::io::stdout(),
             "tessera-session-jwt ready: grpc=https://{} admin=http://{}",
-            started.grpc_addr,
+            started.addr,
             started.admin_addr
         );
         started.serve().await?;

@@ -14,8 +14,9 @@ use redis::aio::MultiplexedConnection;
 use tessera_clock::{Clock, SystemClock};
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::{put_request, stash_process_env, RedisServer, ServiceProcess, TestPki};
+use tessera_testkit::{RedisServer, ServiceProcess, TestPki};
 use tessera_token_stash::store::{EmbeddedStore, EmbeddedStoreOptions};
+use tessera_token_stash::test_util::{put_request, stash_process_env};
 use tessera_token_stash::{DatacenterId, PutInput, Stash, StashMetrics, TokenSealer};
 use tonic::transport::Channel;
 

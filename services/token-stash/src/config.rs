@@ -90,6 +90,14 @@ pub struct StorageConfig {
     pub redis_key_prefix: String,
     /// The most live entries; past it puts fail and nothing stored is touched.
     pub capacity_entries: u64,
+    /// Redis only: how many replicas must hold each put, take and delete before it is
+    /// answered (Redis `WAIT`). 0 answers once the primary has it, which a failover to a
+    /// replica that had not caught up can undo; set it to the number of replicas that
+    /// can be promoted.
+    pub redis_wait_replicas: u32,
+    /// Redis only: how long a write waits for those replicas; one not confirmed in time is
+    /// answered `UNAVAILABLE`, never as done.
+    pub redis_wait_timeout_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -100,6 +108,8 @@ impl Default for StorageConfig {
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_key_prefix: "tessera:stash:".into(),
             capacity_entries: 1_000_000,
+            redis_wait_replicas: 0,
+            redis_wait_timeout_ms: 1000,
         }
     }
 }
@@ -133,14 +143,11 @@ impl Default for TokensConfig {
 pub struct PeerConfig {
     /// e.g. `https://stash.dc2.internal:7401`.
     pub url: String,
-    /// The name the peer's certificate is checked against.
-    #[serde(default = "default_peer_server_name")]
-    pub server_name: String,
 }
 
 /// The identity of every token stash: `spiffe://tessera/token-stash`.
 pub fn stash_identity() -> ServiceIdentity {
-    ServiceIdentity::parse("token-stash").unwrap_or_else(|_| unreachable!("a valid literal"))
+    ServiceIdentity::token_stash()
 }
 
 fn default_datacenter() -> DatacenterId {
@@ -153,10 +160,6 @@ fn default_listen() -> SocketAddr {
 
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7481))
-}
-
-fn default_peer_server_name() -> String {
-    "token-stash".into()
 }
 
 /// Login, session-jwt and peer stashes may use the stash; Stats is also open to admins.
@@ -234,6 +237,11 @@ impl StashConfig {
                     .into(),
             ));
         }
+        if self.storage.redis_wait_replicas > 0 && self.storage.redis_wait_timeout_ms == 0 {
+            return Err(StashError::Config(
+                "storage.redis_wait_timeout_ms is 0, which makes Redis wait forever for replicas; set it to how long a write may wait, e.g. 1000".into(),
+            ));
+        }
         for (dc, peer) in &self.peers {
             let peer_dc = DatacenterId::try_from(dc.as_str())
                 .map_err(|e| StashError::Config(format!("peers.{dc}: {e}")))?;
@@ -269,6 +277,8 @@ impl StashConfig {
             key_prefix: self.storage.redis_key_prefix.clone(),
             capacity: self.storage.capacity_entries,
             remember_for: Duration::from_secs(self.tokens.remember_seconds),
+            wait_replicas: self.storage.redis_wait_replicas,
+            wait_timeout: Duration::from_millis(self.storage.redis_wait_timeout_ms),
         }
     }
 }
@@ -312,6 +322,30 @@ mod tests {
         assert_eq!(config.datacenter.as_str(), "dc-a");
         assert_eq!(config.storage.backend, Backend::Redis);
         assert_eq!(config.storage.capacity_entries, 7);
+    }
+
+    #[test]
+    fn waiting_for_replicas_reaches_the_store_and_never_waits_forever() {
+        let config = StashConfig::load(
+            None,
+            env(&[
+                ("TESSERA_STASH__STORAGE__REDIS_WAIT_REPLICAS", "2"),
+                ("TESSERA_STASH__STORAGE__REDIS_WAIT_TIMEOUT_MS", "250"),
+            ]),
+        )
+        .expect("loads");
+        let options = config.redis_options();
+        assert_eq!(options.wait_replicas, 2);
+        assert_eq!(options.wait_timeout, Duration::from_millis(250));
+        let err = StashConfig::load(
+            None,
+            env(&[
+                ("TESSERA_STASH__STORAGE__REDIS_WAIT_REPLICAS", "1"),
+                ("TESSERA_STASH__STORAGE__REDIS_WAIT_TIMEOUT_MS", "0"),
+            ]),
+        )
+        .expect_err("WAIT 0 blocks forever");
+        assert!(err.to_string().contains("redis_wait_timeout_ms"), "{err}");
     }
 
     #[test]

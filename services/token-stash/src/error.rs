@@ -1,11 +1,10 @@
+pub use tessera_service::{ServiceError, CODE_METADATA};
+
 use tessera_clock::UnixMillis;
 
-/// The gRPC metadata key carrying [`StashError::code`] on every error status.
-pub const CODE_METADATA: &str = "tessera-code";
-
 /// Everything the stash can answer instead of a value. Each variant has a stable code
-/// ([`StashError::code`]) and maps to exactly one gRPC status ([`StashError::to_status`]),
-/// so the contract in `stash.proto` is kept in one place.
+/// and maps to exactly one gRPC status ([`ServiceError`]), so the contract in
+/// `stash.proto` is kept in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum StashError {
     /// A request field is out of bounds.
@@ -55,6 +54,13 @@ pub enum StashError {
     /// The store refused or failed an operation.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// A write reached the Redis primary but not the replicas it must reach in time.
+    #[error("the write reached the Redis primary but only {acknowledged} of {wanted} replicas confirmed it within {timeout_ms} ms, so it is not answered as done (a failover could undo it); retry shortly, and check the replicas and their links")]
+    NotReplicated {
+        wanted: u32,
+        acknowledged: i64,
+        timeout_ms: u128,
+    },
     /// The configured Redis may evict keys, which would lose unexpired tokens.
     #[error("Redis maxmemory-policy is {policy:?}, which lets Redis evict unexpired tokens; set `maxmemory-policy noeviction` (CONFIG SET maxmemory-policy noeviction, and in redis.conf) and start again")]
     RedisMayEvict { policy: String },
@@ -63,9 +69,9 @@ pub enum StashError {
     Config(String),
 }
 
-impl StashError {
+impl ServiceError for StashError {
     /// A stable, machine-readable code; also the `reason` label in metrics.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             StashError::InvalidArgument { .. } => "invalid_argument",
             StashError::MalformedToken(_) => "malformed_token",
@@ -80,15 +86,15 @@ impl StashError {
             StashError::UnknownDatacenter { .. } => "unknown_datacenter",
             StashError::PeerUnavailable { .. } => "peer_unavailable",
             StashError::Storage(_) => "storage",
+            StashError::NotReplicated { .. } => "not_replicated",
             StashError::RedisMayEvict { .. } => "redis_may_evict",
             StashError::Config(_) => "config",
         }
     }
 
-    /// The gRPC status this error is answered with.
-    pub fn to_status(&self) -> tonic::Status {
+    fn grpc_code(&self) -> tonic::Code {
         use tonic::Code;
-        let code = match self {
+        match self {
             StashError::InvalidArgument { .. }
             | StashError::MalformedToken(_)
             | StashError::WrongKind { .. }
@@ -100,23 +106,24 @@ impl StashError {
                 Code::ResourceExhausted
             }
             StashError::PeerUnavailable { .. } => Code::Unavailable,
-            StashError::Storage(_) => Code::Unavailable,
+            StashError::Storage(_) | StashError::NotReplicated { .. } => Code::Unavailable,
             StashError::RedisMayEvict { .. } | StashError::Config(_) => Code::Internal,
-        };
-        let mut status = tonic::Status::new(code, self.to_string());
-        // The stable code rides along, so callers never parse the prose.
-        status.metadata_mut().insert(
-            CODE_METADATA,
-            tonic::metadata::MetadataValue::from_static(self.code()),
-        );
-        status
+        }
     }
+}
 
+impl StashError {
     pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
         StashError::InvalidArgument {
             field,
             problem: problem.into(),
         }
+    }
+}
+
+impl From<tessera_service::ServeError> for StashError {
+    fn from(err: tessera_service::ServeError) -> Self {
+        StashError::Config(err.to_string())
     }
 }
 

@@ -20,7 +20,7 @@ mod seal;
 mod stash;
 mod token;
 
-pub use error::{StashError, CODE_METADATA};
+pub use error::{ServiceError, StashError, CODE_METADATA};
 pub use metrics::StashMetrics;
 pub use seal::TokenSealer;
 pub use stash::{PutInput, Stash, StashStats};
@@ -28,3 +28,5 @@ pub use token::{
     DatacenterId, Namespace, Owner, Token, TokenKey, Ttl, MAX_OWNER_BYTES, MAX_TTL,
     MAX_VALUE_BYTES, MIN_TTL,
 };
+#[cfg(feature = "test-util")]
+pub mod test_util;

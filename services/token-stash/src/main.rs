@@ -74,7 +74,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = StashConfig::load(config_path.as_deref(), std::env::vars())?;
     let log_format = config.log_format;
     tessera_telemetry::run_service("token-stash", log_format, async move {
-        let listeners = Listeners::bind(&config).await?;
+        let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
         let started = server::start(
             config,
             SystemClock::shared(),
@@ -86,12 +86,12 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let _ = writeln!(
             std::io::stdout(),
             "tessera-token-stash ready: grpc=https://{} admin=http://{} datacenter={} backend={}",
-            started.grpc_addr,
+            started.addr,
             started.admin_addr,
-            started.datacenter,
-            started.backend
+            started.handle.datacenter,
+            started.handle.backend
         );
-        tracing::info!(grpc = %started.grpc_addr, admin = %started.admin_addr, "token stash ready");
+        tracing::info!(grpc = %started.addr, admin = %started.admin_addr, "token stash ready");
         started.serve().await?;
         tracing::info!("token stash stopped");
         Ok(())

@@ -1,5 +1,6 @@
 //! What the stash reports on `/metrics`.
 
+use tessera_service::ServiceError as _;
 use tessera_telemetry::metrics::{Counter, Gauge, Histogram, LabeledCounter, Registry};
 
 use crate::StashError;

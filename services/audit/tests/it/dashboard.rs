@@ -115,3 +115,77 @@ async fn the_dashboard_renders_in_headless_chromium() {
     browser.screenshot(&shot).await.expect("screenshot");
     browser.close().await;
 }
+
+/// Event text comes from people and bots (user names typed into a form, sites, reasons):
+/// on the dashboard it is text, never markup, and a raw user agent is never stored at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_text_in_events_and_filters_is_escaped_on_the_dashboard() {
+    let audit = audit().await;
+    let mut client = audit.client("login").await;
+    let now = tessera_clock::Clock::now(&tessera_clock::SystemClock).as_i64();
+    let script = "<script>alert(1)</script>";
+    let mut hostile = event("w", 1, "login_failed");
+    hostile.time_unix_ms = now;
+    hostile.user_id = String::new();
+    hostile.user_name =
+        format!("{script}\r\nSet-Cookie: stolen=1\r\n\r\n\"><img src=x onerror=alert(2)>");
+    hostile.site = "<b onmouseover=alert(3)>wiki</b>".into();
+    hostile.reason = "a&b<i>".into();
+    let mut raw_agent = event("w", 2, "login_failed");
+    raw_agent.time_unix_ms = now;
+    raw_agent.user_agent_class = format!("Mozilla/5.0 {script}");
+    let answer = client
+        .append(batch(vec![hostile, raw_agent]))
+        .await
+        .expect("append")
+        .into_inner();
+    assert_eq!(answer.refused, 1, "a raw user agent is refused: {answer:?}");
+    assert!(
+        answer
+            .refusals
+            .iter()
+            .any(|r| r.contains("user_agent_class")),
+        "{answer:?}"
+    );
+
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!(
+            "http://{}/dashboard?user=%22%3E%3Cscript%3Ealert(4)%3C%2Fscript%3E",
+            audit.admin_addr
+        ))
+        .bearer_auth(&audit.admin_token)
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.headers().get("set-cookie").is_none());
+    let filtered = page.text().await.expect("body");
+    assert!(
+        filtered.contains("value=\"&quot;&gt;&lt;script&gt;alert(4)&lt;/script&gt;\""),
+        "the filter is echoed as text"
+    );
+    assert!(!filtered.contains("<script>alert(4)"));
+
+    let page = http
+        .get(format!("http://{}/dashboard", audit.admin_addr))
+        .bearer_auth(&audit.admin_token)
+        .send()
+        .await
+        .expect("dashboard");
+    assert!(
+        page.headers().get("set-cookie").is_none(),
+        "no header came from an event"
+    );
+    let body = page.text().await.expect("body");
+    assert!(
+        body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{body}"
+    );
+    assert!(body.contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(body.contains("&lt;b onmouseover=alert(3)&gt;wiki&lt;/b&gt;"));
+    assert!(body.contains("a&amp;b&lt;i&gt;"));
+    for raw in [script, "<img src=x", "<b onmouseover", "<i>", "Mozilla"] {
+        assert!(!body.contains(raw), "{raw} reached the page as markup");
+    }
+}

@@ -8,7 +8,6 @@ use tessera_clock::SystemClock;
 use tessera_proto::audit::v1 as pb;
 use tessera_proto::audit::v1::audit_client::AuditClient;
 use tessera_testkit::TestPki;
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
 pub struct Audit {
@@ -34,10 +33,7 @@ pub async fn start_in(pki: Arc<TestPki>, dir: tempfile::TempDir) -> Audit {
     config.secrets_dir = dir.path().join("secrets");
     // The test events are dated 2023; retention is exercised on its own.
     config.retention_days = 0;
-    let listeners = Listeners {
-        grpc: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-        admin: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-    };
+    let listeners = Listeners::loopback().await.expect("bind");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started: StartedAudit =
         server::start(config, SystemClock::shared(), listeners, async move {
@@ -47,10 +43,10 @@ pub async fn start_in(pki: Arc<TestPki>, dir: tempfile::TempDir) -> Audit {
         .expect("audit starts");
     let audit = Audit {
         pki,
-        grpc_addr: started.grpc_addr,
+        grpc_addr: started.addr,
         admin_addr: started.admin_addr,
-        log: started.log.clone(),
-        admin_token: started.admin_token.clone(),
+        log: started.handle.log.clone(),
+        admin_token: started.handle.admin_token.clone(),
         dir,
         stop: Some(stop),
     };

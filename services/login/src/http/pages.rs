@@ -1,24 +1,11 @@
 //! The HTML every person sees: plain, accessible pages (labels, a logical focus order,
 //! errors announced to screen readers) with no external assets.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
+use tessera_service::html::Page;
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use tessera_service::html::{escape, no_store};
 
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1b1d21}\
 main{max-width:26rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}\
@@ -36,38 +23,13 @@ pub fn page(status: StatusCode, title: &str, body: &str, dev: bool) -> Response 
     } else {
         ""
     };
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<title>{title} · Tessera</title><style>{STYLE}</style></head>\
-<body>{banner}<main>{body}</main></body></html>",
-        title = escape(title)
-    );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    no_store(headers);
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        // Not `no-referrer`: under it browsers send `Origin: null` even on this page's
-        // own form posts, and the cross-site check needs the real origin.
-        HeaderValue::from_static("same-origin"),
-    );
-    response
-}
-
-/// Marks a response as never to be cached (it carries tokens or per-person state).
-pub fn no_store(headers: &mut axum::http::HeaderMap) {
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Page {
+        title: &format!("{title} · Tessera"),
+        style: STYLE,
+        body: &format!("{banner}<main>{body}</main>"),
+        ..Page::default()
+    }
+    .respond(status)
 }
 
 /// An error box, announced to screen readers.

@@ -48,9 +48,10 @@ pub fn see_other(location: &str, cookies: &[String]) -> Response {
 
 /// A page for a backend failure: the person can only try again later.
 pub fn unavailable(state: &AppState, err: &crate::LoginError) -> Response {
+    use tessera_service::ServiceError as _;
     tracing::error!(error = %err, code = err.code(), "request failed");
     pages::page(
-        StatusCode::SERVICE_UNAVAILABLE,
+        err.http_status(),
         "Temporarily unavailable",
         &pages::problem(
             "Sign-in is temporarily unavailable",

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use tessera_testkit::{AuditHarness, Browser, LoginStack, TestPki, WAIT_LIMIT};
+use tessera_audit::test_util::AuditHarness;
+use tessera_login::test_util::LoginStack;
+use tessera_testkit::{Browser, TestPki, WAIT_LIMIT};
 
 use crate::support::{on_stack, Pkce, World};
 

@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use tessera_testkit::{Chromium, LoginStack};
+use tessera_login::test_util::LoginStack;
+use tessera_testkit::Chromium;
 
 use crate::support::PASSWORD;
 

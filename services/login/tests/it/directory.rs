@@ -2,8 +2,10 @@
 
 use tessera_clock::SystemClock;
 use tessera_login::directory::{Directory, NewSite, UserName};
+use tessera_login::test_util::LoginStack;
 use tessera_login::LoginError;
-use tessera_testkit::{Browser, LoginStack, PostgresServer};
+use tessera_login::ServiceError as _;
+use tessera_testkit::{Browser, PostgresServer};
 
 use crate::support::{on_stack, Pkce};
 

@@ -203,9 +203,10 @@ async fn sso_id_tokens_say_when_the_password_was_checked_and_max_age_asks_again(
     use std::time::Duration;
     use tessera_clock::{Clock as _, ManualClock};
     let clock = ManualClock::starting_now();
-    let stack = tessera_testkit::LoginStack::start_with(None, Some(clock.shared()), |_| {})
-        .await
-        .expect("stack");
+    let stack =
+        tessera_login::test_util::LoginStack::start_with(None, Some(clock.shared()), |_| {})
+            .await
+            .expect("stack");
     let world = crate::support::on_stack(stack).await;
     let mut browser = Browser::new().expect("browser");
     let signed_in_at = clock.now().0 / 1000;

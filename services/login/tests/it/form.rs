@@ -268,3 +268,39 @@ async fn pages_are_accessible_self_contained_and_say_development_mode_loudly() {
         .expect("ascii");
     assert!(csp.contains("default-src 'none'"));
 }
+
+/// Central-session cookies a bot made up (ten thousand dots, bytes that are not UTF-8,
+/// a key URL) are no session: the form is shown, nothing fails, nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_session_cookies_are_no_session_and_cost_nothing() {
+    let world = world().await;
+    let before = world.stash_entries().await;
+    let name = tessera_verify::cookie::cookie_name("central");
+    let url = world.authorize_url(&Pkce::new("bot"), &[]);
+    let mut not_utf8 = format!("{name}=").into_bytes();
+    not_utf8.extend_from_slice(&[0xff, 0xfe, 0xc3, 0x28, b'.', 0x80, b'.', 0xbf]);
+    let cookies = [
+        format!("{name}={}", ".".repeat(10_000)).into_bytes(),
+        not_utf8,
+        format!("{name}=eyJqa3UiOiJodHRwOi8vMTI3LjAuMC4xOjkvIn0.e30.AA").into_bytes(),
+    ];
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for cookie in cookies {
+        let response = http
+            .get(&url)
+            .header(
+                reqwest::header::COOKIE,
+                reqwest::header::HeaderValue::from_bytes(&cookie).expect("header bytes"),
+            )
+            .send()
+            .await
+            .expect("authorize");
+        assert_eq!(response.status().as_u16(), 200, "the form, not an error");
+        let body = response.text().await.expect("body");
+        assert!(body.contains("name=\"password\""), "{body}");
+    }
+    assert_eq!(world.stash_entries().await, before);
+}

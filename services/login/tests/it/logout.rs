@@ -1,7 +1,8 @@
 //! Logout (rule F2), back-channel logout to the demo sites, and the demo site's silent
 //! retry of a lost code (rule F1).
 
-use tessera_testkit::{Browser, LoginStack};
+use tessera_login::test_util::LoginStack;
+use tessera_testkit::Browser;
 
 use crate::support::{world, Pkce, PASSWORD};
 

@@ -4,7 +4,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tessera_testkit::{Answer, Browser, LoginStack};
+use tessera_login::test_util::LoginStack;
+use tessera_testkit::{Answer, Browser};
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -163,9 +164,14 @@ impl World {
 
     /// `POST /token` as the site (client_secret_basic), with `form`.
     pub async fn token(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        self.token_at(&self.stack.base_url, form).await
+    }
+
+    /// `POST /token` to the login service at `base_url` as the site, with `form`.
+    pub async fn token_at(&self, base_url: &str, form: &[(&str, &str)]) -> (u16, Value) {
         let response = self
             .http
-            .post(self.stack.url("/token"))
+            .post(format!("{base_url}/token"))
             .basic_auth(&self.site.client_id, Some(&self.site.secret))
             .form(form)
             .send()
@@ -177,12 +183,20 @@ impl World {
 
     /// Redeems `code` with `pkce`.
     pub async fn redeem(&self, code: &str, pkce: &Pkce) -> (u16, Value) {
-        self.token(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &self.site.redirect_uri),
-            ("code_verifier", &pkce.verifier),
-        ])
+        self.redeem_at(&self.stack.base_url, code, pkce).await
+    }
+
+    /// Redeems `code` with `pkce` at the login service at `base_url`.
+    pub async fn redeem_at(&self, base_url: &str, code: &str, pkce: &Pkce) -> (u16, Value) {
+        self.token_at(
+            base_url,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &self.site.redirect_uri),
+                ("code_verifier", &pkce.verifier),
+            ],
+        )
         .await
     }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_clock::ManualClock;
-use tessera_testkit::{Browser, LoginStack};
+use tessera_login::test_util::LoginStack;
+use tessera_testkit::Browser;
+use tessera_token_stash::test_util::StashHarness;
 
 use crate::support::{on_stack, world, Pkce};
 
@@ -35,6 +37,53 @@ async fn a_code_redeems_once_and_a_replay_is_refused_and_revokes_what_it_issued(
         status, 401,
         "the first redemption's session is revoked: {info}"
     );
+}
+
+/// Two datacenters: login and stash in each, stashes peered, one directory and secrets.
+/// A code minted in dc1 and replayed through the other datacenter (in either order) is
+/// refused and ends the session its first redemption issued, because the redemption
+/// record lives beside the code, at its home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_replayed_through_the_other_datacenter_is_refused_and_revokes_what_it_issued() {
+    let mut world = world().await;
+    let stash_b = StashHarness::builder(world.stack.pki.clone())
+        .datacenter("dc-b")
+        .peer("dc1", world.stack.stash.grpc_addr)
+        .start()
+        .await
+        .expect("dc-b stash");
+    let login_b = world
+        .stack
+        .start_login_in("dc-b", &stash_b)
+        .await
+        .expect("dc-b login");
+    let login_a = world.stack.base_url.clone();
+    let mut browser = Browser::new().expect("browser");
+
+    for (seed, first_at, replay_at) in [("ab", &login_a, &login_b), ("ba", &login_b, &login_a)] {
+        let pkce = Pkce::new(seed);
+        let code = world.code(&mut browser, &pkce).await;
+        assert!(code.starts_with("dc1."), "minted at home: {code}");
+        let (status, first) = world.redeem_at(first_at, &code, &pkce).await;
+        assert_eq!(status, 200, "{first}");
+        let access = first["access_token"].as_str().expect("token");
+        assert_eq!(world.userinfo(access).await.0, 200);
+
+        let (status, replay) = world.redeem_at(replay_at, &code, &pkce).await;
+        assert_eq!(status, 400, "{replay}");
+        assert!(
+            replay["error_description"]
+                .as_str()
+                .expect("text")
+                .starts_with("code already used"),
+            "{replay}"
+        );
+        let (status, info) = world.userinfo(access).await;
+        assert_eq!(
+            status, 401,
+            "redeemed at {first_at}, replayed at {replay_at}: the first redemption's session is revoked: {info}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use tessera_audit::test_util::AuditHarness;
 use tessera_proto::session::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::{
-    put_request, AuditHarness, SessionHarness, StashHarness, TestPki, WAIT_LIMIT,
-};
+use tessera_session_jwt::test_util::SessionHarness;
+use tessera_testkit::{TestPki, WAIT_LIMIT};
+use tessera_token_stash::test_util::{put_request, StashHarness};
 
 use crate::support::issue;
 

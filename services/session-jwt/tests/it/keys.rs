@@ -99,7 +99,9 @@ async fn a_site_with_stale_keys_fetches_them_when_it_meets_the_new_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_sharing_the_key_directory_pick_up_each_others_rotation() {
     use std::sync::Arc;
-    use tessera_testkit::{SessionHarness, StashHarness, TestPki};
+    use tessera_session_jwt::test_util::SessionHarness;
+    use tessera_testkit::TestPki;
+    use tessera_token_stash::test_util::StashHarness;
 
     let pki = Arc::new(TestPki::new().expect("pki"));
     let stash = StashHarness::builder(pki.clone())

@@ -203,7 +203,9 @@ async fn a_late_subscriber_receives_the_revocations_in_force() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_on_one_replica_reaches_subscribers_of_another() {
-    use tessera_testkit::{SessionHarness, StashHarness, TestPki};
+    use tessera_session_jwt::test_util::SessionHarness;
+    use tessera_testkit::TestPki;
+    use tessera_token_stash::test_util::StashHarness;
     use tessera_verify::grpc::SessionServiceSource;
     use tessera_verify::{Verifier, VerifierConfig};
 
@@ -295,17 +297,23 @@ async fn revocations_that_can_no_longer_matter_are_forgotten() {
         })
         .await
         .expect("revoked");
-    assert_eq!(stack.session.sessions.subscribe().0.len(), 2);
+    assert_eq!(stack.session.sessions.revocations().subscribe().0.len(), 2);
 
     stack.clock.advance(std::time::Duration::from_secs(301));
     assert_eq!(
-        stack.session.sessions.subscribe().0.len(),
+        stack.session.sessions.revocations().subscribe().0.len(),
         1,
         "the session revocation outlived its tokens"
     );
     stack.clock.advance(std::time::Duration::from_secs(3600));
     assert!(
-        stack.session.sessions.subscribe().0.is_empty(),
+        stack
+            .session
+            .sessions
+            .revocations()
+            .subscribe()
+            .0
+            .is_empty(),
         "the epoch outlived every session it ended"
     );
 }

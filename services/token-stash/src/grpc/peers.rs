@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tessera_service::ServiceError as _;
 
-use tessera_mtls::TlsFiles;
+use tessera_mtls::{ServiceIdentity, TlsFiles};
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::PeerConfig;
 use crate::{DatacenterId, StashError, Token};
@@ -50,17 +51,14 @@ impl Peers {
         tls: &TlsFiles,
     ) -> Result<Self, StashError> {
         let mut clients = BTreeMap::new();
+        // A peer is another datacenter's stash: it must prove that identity.
+        let connector = tls
+            .connector_to(&ServiceIdentity::token_stash())
+            .map_err(|e| StashError::Config(format!("peers: {e}")))?;
         for (dc, peer) in peers {
-            let tls_config = tls
-                .client_config(&peer.server_name)
-                .map_err(|e| StashError::Config(format!("peers.{dc}: {e}")))?;
-            let channel = Endpoint::from_shared(peer.url.clone())
-                .map_err(|e| StashError::Config(format!("peers.{dc}.url: {e}")))?
-                .tls_config(tls_config)
-                .map_err(|e| StashError::Config(format!("peers.{dc}: {e}")))?
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(CALL_TIMEOUT)
-                .connect_lazy();
+            let channel = connector
+                .lazy_channel(&peer.url, CONNECT_TIMEOUT, CALL_TIMEOUT)
+                .map_err(|e| StashError::Config(format!("peers.{dc}.url: {e}")))?;
             let interceptor: Interceptor = tessera_telemetry::trace_context::propagate;
             clients.insert(
                 dc.clone(),

@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::sync::Arc;
+use tessera_service::ServiceError as _;
 
 use tessera_mtls::AccessPolicy;
 use tessera_proto::stash::v1 as pb;
@@ -40,6 +41,46 @@ impl<S> StashService<S> {
 }
 
 impl<S: Store> StashService<S> {
+    /// Stores a put in this datacenter's store, under `chosen` if the caller chose it.
+    async fn put_here(
+        &self,
+        request: pb::PutRequest,
+        chosen: Option<Token>,
+    ) -> Result<pb::PutResponse, StashError> {
+        let pb::PutRequest {
+            namespace,
+            value,
+            ttl_seconds,
+            single_use,
+            owner,
+            token: _,
+        } = request;
+        let input = PutInput::parse(&namespace, value, ttl_seconds, single_use, &owner)
+            .map(|input| match chosen {
+                Some(token) => input.with_token(token),
+                None => input,
+            })
+            .inspect_err(|e| self.stash.metrics().failure("put", e))?;
+        let (token, expires_at) = self.stash.put(input).await.inspect_err(|e| {
+            // A refused write is what broke logins elsewhere: the audit log must show it.
+            if !matches!(e, StashError::AlreadyExists) {
+                self.audit.record(tessera_proto::audit::v1::Event {
+                    kind: "stash_write_failed".into(),
+                    outcome: "failure".into(),
+                    reason: e.code().into(),
+                    details: [("namespace".to_owned(), namespace.clone())]
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                });
+            }
+        })?;
+        Ok(pb::PutResponse {
+            token: token.expose().to_owned(),
+            expires_at_unix_ms: expires_at.as_i64(),
+        })
+    }
+
     fn parse_token(&self, operation: &'static str, text: &str) -> Result<Token, Status> {
         Token::try_from(text).map_err(|err| {
             self.stash.metrics().failure(operation, &err);
@@ -59,13 +100,15 @@ impl<S: Store> StashService<S> {
         remote: Remote,
     ) -> Result<Response<Resp>, Status>
     where
-        Local: FnOnce(&'a Stash<S>, Token) -> LocalDone,
+        Local: FnOnce(&'a Stash<S>, Token, Req) -> LocalDone,
         LocalDone: Future<Output = Result<Resp, StashError>>,
         Remote: FnOnce(PeerClient, Req) -> RemoteDone,
         RemoteDone: Future<Output = Result<Response<Resp>, Status>>,
     {
         match self.peers.route(&token)? {
-            PeerRoute::Local => Ok(Response::new(local(&self.stash, token).await?)),
+            PeerRoute::Local => Ok(Response::new(
+                local(&self.stash, token, request.into_inner()).await?,
+            )),
             PeerRoute::Remote { datacenter, client } => {
                 self.stash.metrics().forwarded.inc(rpc);
                 remote(client, request.into_inner())
@@ -83,38 +126,22 @@ impl<S: Store> TokenStash for StashService<S> {
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
         self.access.authorize("Put", &request)?;
-        let pb::PutRequest {
-            namespace,
-            value,
-            ttl_seconds,
-            single_use,
-            owner,
+        if request.get_ref().token.is_empty() {
+            return Ok(Response::new(
+                self.put_here(request.into_inner(), None).await?,
+            ));
+        }
+        // A chosen token names its home datacenter, and put-if-absent is decided there
+        // alone, as takes are: two datacenters can never both store under one token.
+        let token = self.parse_token("put", &request.get_ref().token)?;
+        self.at_home(
+            "Put",
             token,
-        } = request.into_inner();
-        let input = PutInput::parse(&namespace, value, ttl_seconds, single_use, &owner)
-            .and_then(|input| match token.as_str() {
-                "" => Ok(input),
-                chosen => Ok(input.with_token(Token::try_from(chosen)?)),
-            })
-            .inspect_err(|e| self.stash.metrics().failure("put", e))?;
-        let (token, expires_at) = self.stash.put(input).await.inspect_err(|e| {
-            // A refused write is what broke logins elsewhere: the audit log must show it.
-            if !matches!(e, crate::StashError::AlreadyExists) {
-                self.audit.record(tessera_proto::audit::v1::Event {
-                    kind: "stash_write_failed".into(),
-                    outcome: "failure".into(),
-                    reason: e.code().into(),
-                    details: [("namespace".to_owned(), namespace.clone())]
-                        .into_iter()
-                        .collect(),
-                    ..Default::default()
-                });
-            }
-        })?;
-        Ok(Response::new(pb::PutResponse {
-            token: token.expose().to_owned(),
-            expires_at_unix_ms: expires_at.as_i64(),
-        }))
+            request,
+            |_, token, request| self.put_here(request, Some(token)),
+            |mut peer, request| async move { peer.put(request).await },
+        )
+        .await
     }
 
     async fn take(
@@ -129,7 +156,7 @@ impl<S: Store> TokenStash for StashService<S> {
             "Take",
             token,
             request,
-            |stash, token| async move {
+            |stash, token, _| async move {
                 let entry = stash.take(&token).await?;
                 Ok(pb::TakeResponse {
                     value: entry.value,
@@ -153,7 +180,7 @@ impl<S: Store> TokenStash for StashService<S> {
             "Get",
             token,
             request,
-            |stash, token| async move {
+            |stash, token, _| async move {
                 let entry = stash.get(&token).await?;
                 Ok(pb::GetResponse {
                     value: entry.value,
@@ -177,7 +204,7 @@ impl<S: Store> TokenStash for StashService<S> {
             "Delete",
             token,
             request,
-            |stash, token| async move {
+            |stash, token, _| async move {
                 let existed = stash.delete(&token).await?;
                 Ok(pb::DeleteResponse { existed })
             },

@@ -17,6 +17,12 @@
 //!
 //! Keys are built inside scripts from the configured prefix, so this backend needs a
 //! standalone (optionally replicated) Redis 7.0 or later, not Redis Cluster.
+//!
+//! Redis replicates asynchronously: a primary lost right after answering can leave a
+//! promoted replica without the last writes, a taken code among them. With
+//! `wait_replicas` set, every put, take and delete that changed something is followed by
+//! `WAIT` on the same connection and answered only once that many replicas hold it; a
+//! write they did not confirm in time is answered as unavailable, never as done.
 
 use std::time::Duration;
 
@@ -30,6 +36,8 @@ use crate::StashError;
 
 /// Expired entries removed per purge script run.
 const PURGE_STEP: u64 = 2048;
+/// How long a reply from Redis may take, beyond any wait for replicas.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Settings of the Redis backend.
 #[derive(Clone, Debug)]
@@ -42,6 +50,11 @@ pub struct RedisStoreOptions {
     pub capacity: u64,
     /// How long consumed and expired tokens are remembered.
     pub remember_for: Duration,
+    /// Replicas that must confirm each write before it is answered (0: the primary's
+    /// word is enough).
+    pub wait_replicas: u32,
+    /// How long a write waits for them.
+    pub wait_timeout: Duration,
 }
 
 impl RedisStoreOptions {
@@ -52,6 +65,8 @@ impl RedisStoreOptions {
             key_prefix: "tessera:stash:".into(),
             capacity: 1_000_000,
             remember_for: DEFAULT_REMEMBER_FOR,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -91,14 +106,22 @@ impl RedisStore {
                 options.url
             ))
         })?;
+        // A write waiting for replicas holds up the connection's later replies, so no
+        // reply may be given up on before the wait itself would end.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(
+            RESPONSE_TIMEOUT.max(options.wait_timeout + RESPONSE_TIMEOUT),
+        ));
         let mut connection = client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| {
                 StashError::Storage(format!("cannot connect to Redis at {}: {e}", options.url))
             })?;
         check_eviction_policy(&mut connection).await?;
         check_version(&mut connection).await?;
+        if options.wait_replicas > 0 {
+            check_replicas(&mut connection, options.wait_replicas).await?;
+        }
         let store = RedisStore {
             connection,
             options,
@@ -154,6 +177,30 @@ impl RedisStore {
         call
     }
 
+    /// Returns once `wait_replicas` replicas hold every write this connection sent so far
+    /// (the caller's included: Redis answers `WAIT` in order on the connection), or
+    /// refuses to call the write done.
+    async fn confirm_replicated(&self) -> Result<(), StashError> {
+        let wanted = self.options.wait_replicas;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let timeout_ms = self.options.wait_timeout.as_millis();
+        let acknowledged: i64 = redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(u64::try_from(timeout_ms).unwrap_or(u64::MAX))
+            .query_async(&mut self.connection.clone())
+            .await?;
+        if acknowledged < i64::from(wanted) {
+            return Err(StashError::NotReplicated {
+                wanted,
+                acknowledged,
+                timeout_ms,
+            });
+        }
+        Ok(())
+    }
+
     fn remember_ms(&self) -> u64 {
         u64::try_from(self.options.remember_for.as_millis()).unwrap_or(u64::MAX)
     }
@@ -173,6 +220,38 @@ async fn check_eviction_policy(connection: &mut MultiplexedConnection) -> Result
     let policy = reply.get(1).cloned().unwrap_or_default();
     if policy != "noeviction" {
         return Err(StashError::RedisMayEvict { policy });
+    }
+    Ok(())
+}
+
+/// Refuses a Redis that is not a primary with enough replicas attached: every write would
+/// be refused or go unconfirmed.
+async fn check_replicas(
+    connection: &mut MultiplexedConnection,
+    wanted: u32,
+) -> Result<(), StashError> {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(connection)
+        .await?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let role = field("role");
+    if role != "master" {
+        return Err(StashError::Config(format!(
+            "storage.redis_url reaches a Redis whose role is {role:?}; point it at the primary"
+        )));
+    }
+    let connected: u32 = field("connected_slaves").parse().unwrap_or(0);
+    if connected < wanted {
+        return Err(StashError::Config(format!(
+            "storage.redis_wait_replicas is {wanted} but the Redis primary has {connected} replicas connected; start the replicas (or lower the setting) and start again"
+        )));
     }
     Ok(())
 }
@@ -296,7 +375,7 @@ impl Store for RedisStore {
             .invoke_async(&mut self.connection.clone())
             .await?;
         match stored {
-            1 => Ok(()),
+            1 => self.confirm_replicated().await,
             -1 => Err(StashError::AlreadyExists),
             _ => Err(StashError::CapacityExhausted {
                 capacity: self.options.capacity,
@@ -309,7 +388,10 @@ impl Store for RedisStore {
             .removal(&self.scripts.take, &key, now)
             .invoke_async(&mut self.connection.clone())
             .await?;
-        read_reply(reply, now)
+        let entry = read_reply(reply, now)?;
+        // Only a take that consumed something must outlive a failover.
+        self.confirm_replicated().await?;
+        Ok(entry)
     }
 
     async fn get(&self, key: TokenKey, now: UnixMillis) -> Result<StoredEntry, StashError> {
@@ -329,6 +411,9 @@ impl Store for RedisStore {
             .removal(&self.scripts.delete, &key, now)
             .invoke_async(&mut self.connection.clone())
             .await?;
+        if existed == 1 {
+            self.confirm_replicated().await?;
+        }
         Ok(existed == 1)
     }
 

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use tessera_proto::stash::v1 as pb;
-use tessera_testkit::{http_get, put_request, WAIT_LIMIT};
+use tessera_testkit::{http_get, WAIT_LIMIT};
+use tessera_token_stash::test_util::put_request;
 
 use crate::support::{served_embedded, served_redis, Served};
 

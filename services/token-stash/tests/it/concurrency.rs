@@ -2,7 +2,7 @@
 
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::put_request;
+use tessera_token_stash::test_util::put_request;
 use tonic::Code;
 
 use crate::support::{serve, BackendKind};

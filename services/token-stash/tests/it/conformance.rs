@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use tessera_token_stash::ServiceError as _;
 
 use tessera_token_stash::store::{
     EmbeddedStore, EmbeddedStoreOptions, RedisStore, RedisStoreOptions, Store,

@@ -2,7 +2,7 @@
 //! message a person can act on, on both backends.
 
 use tessera_proto::stash::v1 as pb;
-use tessera_testkit::put_request;
+use tessera_token_stash::test_util::put_request;
 use tonic::Code;
 
 use crate::support::{for_each_backend, secs, Served, FIXTURE_CAPACITY};

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::{put_request, stash_process_env, RedisServer, ServiceProcess, TestPki};
+use tessera_testkit::{RedisServer, ServiceProcess, TestPki};
+use tessera_token_stash::test_util::{put_request, stash_process_env};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -169,7 +170,7 @@ async fn a_bad_configuration_is_refused_with_the_key_named() {
 async fn shutdown_under_load_loses_no_acknowledged_write() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use tessera_testkit::StashHarness;
+    use tessera_token_stash::test_util::StashHarness;
 
     let pki = Arc::new(TestPki::new().expect("pki"));
     let data = tempfile::tempdir().expect("data dir");

@@ -5,6 +5,7 @@ mod concurrency;
 mod conformance;
 mod contract;
 mod durability;
+mod failover;
 mod mtls;
 mod peers;
 mod support;

@@ -4,8 +4,8 @@
 use tessera_mtls::TlsFiles;
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::put_request;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tessera_token_stash::test_util::put_request;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
 
 use crate::support::{served_embedded, Served};
@@ -44,8 +44,16 @@ async fn live_entries(s: &Served) -> u64 {
         .live_entries
 }
 
+/// A plain tonic client presenting `files` (these tests are about what the server accepts).
 fn client_tls(files: &TlsFiles) -> ClientTlsConfig {
-    files.client_config("token-stash").expect("client config")
+    let read = |path: &std::path::Path| std::fs::read(path).expect("tls file");
+    ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&files.ca_file)))
+        .identity(Identity::from_pem(
+            read(&files.cert_file),
+            read(&files.key_file),
+        ))
+        .domain_name("token-stash")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use tessera_proto::stash::v1 as pb;
-use tessera_testkit::{put_request, StashHarness, TestPki};
+use tessera_testkit::TestPki;
+use tessera_token_stash::test_util::{put_request, StashHarness};
 use tonic::Code;
 
 struct TwoDatacenters {
@@ -19,8 +20,8 @@ async fn two_datacenters() -> TwoDatacenters {
         StashHarness::bind().await.expect("bind"),
     );
     let (addr_a, addr_b) = (
-        listeners_a.grpc.local_addr().expect("addr"),
-        listeners_b.grpc.local_addr().expect("addr"),
+        listeners_a.main.local_addr().expect("addr"),
+        listeners_b.main.local_addr().expect("addr"),
     );
     let a = StashHarness::builder(pki.clone())
         .datacenter("dc-a")
@@ -138,6 +139,39 @@ async fn a_session_minted_in_one_dc_is_readable_and_deletable_in_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chosen_token_is_stored_at_its_home_dc_once_whichever_dc_is_asked() {
+    let dcs = two_datacenters().await;
+    let mut in_a = dcs.a.client("login").await.expect("client");
+    let mut in_b = dcs.b.client("login").await.expect("client");
+    let chosen = "dc-a.Y2hvc2VuLWF0LWhvbWUtb25jZS1vbmx5";
+    let with_token = |value: &[u8]| {
+        let mut request = put_request("marker", value.to_vec(), 60, false, "");
+        request.token = chosen.into();
+        request
+    };
+    in_b.put(with_token(b"first, through dc-b"))
+        .await
+        .expect("stored at dc-a through dc-b");
+    let status = in_a
+        .put(with_token(b"second, at home"))
+        .await
+        .expect_err("put-if-absent is decided at home");
+    assert_eq!(status.code(), Code::AlreadyExists);
+    let status = in_b
+        .put(with_token(b"third, through dc-b"))
+        .await
+        .expect_err("and the same through the other DC");
+    assert_eq!(status.code(), Code::AlreadyExists);
+    let read = in_a
+        .get(pb::GetRequest {
+            token: chosen.into(),
+        })
+        .await
+        .expect("read at home");
+    assert_eq!(read.into_inner().value, b"first, through dc-b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_home_dc_is_unavailable_and_named() {
     let pki = Arc::new(TestPki::new().expect("pki"));
     // An address nobody listens on: bind, note it, and close it again.
@@ -176,4 +210,49 @@ async fn an_unreachable_home_dc_is_unavailable_and_named() {
         .expect_err("no such peer");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("dc-z"), "{}", status.message());
+}
+
+/// A peer address answered by a certificate from the Tessera CA that names the peer's DNS
+/// name but another service's identity is not the peer: nothing is forwarded to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_answering_with_another_services_certificate_is_refused() {
+    let pki = Arc::new(TestPki::new().expect("pki"));
+    let impostor_files = pki
+        .files_also_naming("audit", &["token-stash", "localhost"])
+        .expect("impostor certificate");
+    let impostor = StashHarness::builder(pki.clone())
+        .datacenter("dc-a")
+        .tls_files(&impostor_files)
+        .start()
+        .await
+        .expect("impostor starts");
+    let channel = pki
+        .channel_to(&pki.files("login"), impostor.grpc_addr, "audit")
+        .await
+        .expect("channel to the impostor");
+    let token = tessera_proto::stash::v1::token_stash_client::TokenStashClient::new(channel)
+        .put(put(true))
+        .await
+        .expect("the impostor holds a code")
+        .into_inner()
+        .token;
+
+    let b = StashHarness::builder(pki)
+        .datacenter("dc-b")
+        .peer("dc-a", impostor.grpc_addr)
+        .start()
+        .await
+        .expect("dc-b starts");
+    let mut in_b = b.client("login").await.expect("client");
+    let status = in_b
+        .take(pb::TakeRequest { token })
+        .await
+        .expect_err("never forwarded to a server that is not a stash");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("dc-a"), "{}", status.message());
+    assert!(
+        status.message().contains("spiffe://tessera/audit"),
+        "the operator is told who answered: {}",
+        status.message()
+    );
 }

@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_clock::ManualClock;
-use tessera_testkit::{RedisServer, StashHarness, TestPki};
+use tessera_testkit::{RedisServer, TestPki};
 use tessera_token_stash::store::{
     EmbeddedStore, EmbeddedStoreOptions, RedisStore, RedisStoreOptions,
 };
+use tessera_token_stash::test_util::StashHarness;
 use tessera_token_stash::{DatacenterId, PutInput, Stash, StashMetrics, TokenSealer};
 
 /// The capacity of conformance fixtures.

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::{stash_process_env, OtlpCollector, ServiceProcess, TestPki, WAIT_LIMIT};
+use tessera_testkit::{OtlpCollector, ServiceProcess, TestPki, WAIT_LIMIT};
+use tessera_token_stash::test_util::stash_process_env;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tessera-token-stash");
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";

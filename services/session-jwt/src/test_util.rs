@@ -1,17 +1,18 @@
+//! The session service in a test: an in-process harness on loopback port 0. Behind the
+//! `test-util` feature.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::config::SessionConfig;
+use crate::server::{self, Listeners};
+use crate::Sessions;
 use tessera_clock::{SharedClock, SystemClock};
 use tessera_proto::session::v1::session_jwt_client::SessionJwtClient;
-use tessera_session_jwt::config::SessionConfig;
-use tessera_session_jwt::server::{self, Listeners};
-use tessera_session_jwt::Sessions;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::TestPki;
+use tessera_service::{Running, ShutdownSwitch};
+use tessera_testkit::TestPki;
 
 /// A session service in this process, using the stash at a given address; stopped on
 /// drop.
@@ -24,8 +25,7 @@ pub struct SessionHarness {
     /// The service's state.
     pub sessions: Arc<Sessions>,
     pki: Arc<TestPki>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), tessera_session_jwt::SessionError>>>,
+    running: Running,
     _state_dir: tempfile::TempDir,
 }
 
@@ -46,33 +46,23 @@ impl SessionHarness {
         config.secret_file = state_dir.path().join("secret.key");
         adjust(&mut config);
         config.validate()?;
-        let listeners = Listeners {
-            grpc: TcpListener::bind("127.0.0.1:0").await?,
-            admin: TcpListener::bind("127.0.0.1:0").await?,
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
+        let listeners = Listeners::loopback().await?;
+        let (switch, shutdown) = ShutdownSwitch::new();
         let started = server::start(
             config,
             clock.unwrap_or_else(SystemClock::shared),
             listeners,
-            async move {
-                let _ = stopped.await;
-            },
+            shutdown,
         )
         .await?;
-        let (grpc_addr, admin_addr, sessions) = (
-            started.grpc_addr,
-            started.admin_addr,
-            started.sessions.clone(),
-        );
-        let task = tokio::spawn(started.serve());
+        let (grpc_addr, admin_addr, sessions) =
+            (started.addr, started.admin_addr, started.handle.clone());
         Ok(SessionHarness {
             grpc_addr,
             admin_addr,
             sessions,
             pki,
-            stop: Some(stop),
-            task: Some(task),
+            running: Running::spawn(started, switch),
             _state_dir: state_dir,
         })
     }
@@ -87,21 +77,7 @@ impl SessionHarness {
     }
 
     /// Stops the service and waits for it.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await??;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for SessionHarness {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        Ok(self.running.shutdown().await?)
     }
 }

@@ -1,17 +1,22 @@
+//! The whole sign-in stack in a test: stash, session service, login and demo sites in
+//! this process. Behind the `test-util` feature.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::config::LoginConfig;
+use crate::directory::NewSite;
+use crate::server::{self, Listeners};
+use crate::state::Shared;
 use tessera_clock::{SharedClock, SystemClock};
 use tessera_demo_site::DemoConfig;
-use tessera_login::config::LoginConfig;
-use tessera_login::directory::NewSite;
-use tessera_login::server::{self, Listeners};
-use tessera_login::state::Shared;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::{SessionHarness, StashHarness, TestPki};
+use tessera_session_jwt::test_util::SessionHarness;
+use tessera_testkit::TestPki;
+use tessera_token_stash::test_util::StashHarness;
 
 /// The whole sign-in stack in this process: a stash, the session service and the login
 /// service (development mode on `http://localhost:<port>`), with its directory in a
@@ -32,6 +37,7 @@ pub struct LoginStack {
     pub admin_addr: SocketAddr,
     /// `http://localhost:<port>`.
     pub base_url: String,
+    config: LoginConfig,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -94,33 +100,40 @@ impl LoginStack {
         config.stash.url = format!("https://{}", stash.grpc_addr);
         config.session_jwt.url = format!("https://{}", sessions.grpc_addr);
         adjust(&mut config);
-        let listeners = Listeners {
-            http,
-            admin: TcpListener::bind("127.0.0.1:0").await?,
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let started = server::start(config, clock, listeners, async move {
-            let _ = stopped.await;
-        })
-        .await?;
-        let (admin_addr, login) = (started.admin_addr, started.state.clone());
-        let task = tokio::spawn(async move {
-            if let Err(err) = started.serve().await {
-                panic!("login service failed: {err}");
-            }
-        });
+        let running = run_login(config.clone(), clock, http).await?;
         Ok(LoginStack {
             pki,
             stash,
             sessions,
-            login,
+            login: running.state,
             login_addr,
-            admin_addr,
+            admin_addr: running.admin_addr,
             base_url,
-            stops: vec![stop],
-            tasks: vec![task],
+            config,
+            stops: vec![running.stop],
+            tasks: vec![running.task],
             _dir: dir,
         })
+    }
+
+    /// Starts a second login service in datacenter `datacenter`, as another datacenter
+    /// would run it: its own stash (`stash`, peered by the caller), the same directory,
+    /// secrets and session service. Its base URL; it stops with the stack.
+    pub async fn start_login_in(
+        &mut self,
+        datacenter: &str,
+        stash: &StashHarness,
+    ) -> anyhow::Result<String> {
+        let http = TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://localhost:{}", http.local_addr()?.port());
+        let mut config = self.config.clone();
+        config.public_url = base_url.clone();
+        config.stash.url = format!("https://{}", stash.grpc_addr);
+        config.stash.datacenter = datacenter.to_owned();
+        let running = run_login(config, self.login.clock.clone(), http).await?;
+        self.stops.push(running.stop);
+        self.tasks.push(running.task);
+        Ok(base_url)
     }
 
     /// `base_url` + `path`.
@@ -130,7 +143,7 @@ impl LoginStack {
 
     /// Adds a user; their id.
     pub async fn add_user(&self, name: &str, password: &str) -> anyhow::Result<String> {
-        let id = tessera_login::admin_cli::add_user(
+        let id = crate::admin_cli::add_user(
             &self.login.directory,
             name,
             password.to_owned(),
@@ -151,7 +164,7 @@ impl LoginStack {
         backchannel_logout_uri: Option<&str>,
     ) -> anyhow::Result<String> {
         let site = NewSite {
-            client_id: tessera_login::admin_cli::client_id(client_id)?,
+            client_id: crate::admin_cli::client_id(client_id)?,
             display_name: None,
             redirect_uris: vec![redirect_uri.to_owned()],
             post_logout_uris: post_logout_uri.into_iter().map(str::to_owned).collect(),
@@ -200,6 +213,42 @@ impl LoginStack {
             url,
         })
     }
+}
+
+/// A login service serving on its own task.
+struct RunningLogin {
+    state: Shared,
+    admin_addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+async fn run_login(
+    config: LoginConfig,
+    clock: SharedClock,
+    http: TcpListener,
+) -> anyhow::Result<RunningLogin> {
+    let listeners = Listeners {
+        main: http,
+        admin: TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let started = server::start(config, clock, listeners, async move {
+        let _ = stopped.await;
+    })
+    .await?;
+    let (admin_addr, state) = (started.admin_addr, started.handle.clone());
+    let task = tokio::spawn(async move {
+        if let Err(err) = started.serve().await {
+            panic!("login service failed: {err}");
+        }
+    });
+    Ok(RunningLogin {
+        state,
+        admin_addr,
+        stop,
+        task,
+    })
 }
 
 impl Drop for LoginStack {

@@ -1,18 +1,20 @@
+//! The stash in a test: an in-process harness on loopback port 0, request builders, and
+//! the environment for running the binary. Behind the `test-util` feature.
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::config::{Backend, PeerConfig, StashConfig};
+use crate::server::{self, Listeners};
 use tessera_clock::{SharedClock, SystemClock};
-use tessera_mtls::AccessPolicy;
+use tessera_mtls::{AccessPolicy, TlsFiles};
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_token_stash::config::{Backend, PeerConfig, StashConfig};
-use tessera_token_stash::server::{self, Listeners};
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use crate::TestPki;
+use tessera_service::{Running, ShutdownSwitch};
+use tessera_testkit::TestPki;
 
 /// Builds a [`StashHarness`]: an in-process token stash on loopback port 0.
 #[derive(Debug)]
@@ -34,17 +36,13 @@ pub struct StashHarness {
     /// The cumulative count of purged entries, updated by the purge task.
     pub purged: watch::Receiver<u64>,
     pki: Arc<TestPki>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), tessera_token_stash::StashError>>>,
+    running: Running,
     _state_dir: tempfile::TempDir,
 }
 
 /// Binds loopback port 0 for gRPC and admin.
 pub async fn bind_loopback() -> anyhow::Result<Listeners> {
-    Ok(Listeners {
-        grpc: TcpListener::bind("127.0.0.1:0").await?,
-        admin: TcpListener::bind("127.0.0.1:0").await?,
-    })
+    Ok(Listeners::loopback().await?)
 }
 
 impl StashHarness {
@@ -81,22 +79,8 @@ impl StashHarness {
     }
 
     /// Asks the stash to stop, waits for requests in flight and the store to close.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await??;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for StashHarness {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        Ok(self.running.shutdown().await?)
     }
 }
 
@@ -147,9 +131,16 @@ impl StashHarnessBuilder {
             dc.to_owned(),
             PeerConfig {
                 url: format!("https://{addr}"),
-                server_name: "token-stash".into(),
             },
         );
+        self
+    }
+
+    /// Serves and calls with these certificate files instead of the stash's own.
+    pub fn tls_files(mut self, files: &TlsFiles) -> Self {
+        self.config.tls.ca_file = Some(files.ca_file.clone());
+        self.config.tls.cert_file = Some(files.cert_file.clone());
+        self.config.tls.key_file = Some(files.key_file.clone());
         self
     }
 
@@ -179,22 +170,17 @@ impl StashHarnessBuilder {
             Some(listeners) => listeners,
             None => bind_loopback().await?,
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let started = server::start(self.config, self.clock, listeners, async move {
-            let _ = stopped.await;
-        })
-        .await?;
-        let grpc_addr = started.grpc_addr;
+        let (switch, shutdown) = ShutdownSwitch::new();
+        let started = server::start(self.config, self.clock, listeners, shutdown).await?;
+        let grpc_addr = started.addr;
         let admin_addr = started.admin_addr;
-        let purged = started.purged.clone();
-        let task = tokio::spawn(started.serve());
+        let purged = started.handle.purged.clone();
         Ok(StashHarness {
             grpc_addr,
             admin_addr,
             purged,
             pki: self.pki,
-            stop: Some(stop),
-            task: Some(task),
+            running: Running::spawn(started, switch),
             _state_dir: state_dir,
         })
     }
@@ -229,4 +215,24 @@ pub fn stash_process_env(
         env.push(("TESSERA_STASH__STORAGE__REDIS_URL", url.to_owned()));
     }
     env
+}
+
+use tessera_proto::stash::v1 as pb;
+
+/// A stash `Put` request.
+pub fn put_request(
+    namespace: &str,
+    value: impl Into<Vec<u8>>,
+    ttl_seconds: u32,
+    single_use: bool,
+    owner: &str,
+) -> pb::PutRequest {
+    pb::PutRequest {
+        namespace: namespace.into(),
+        value: value.into(),
+        ttl_seconds,
+        single_use,
+        owner: owner.into(),
+        token: String::new(),
+    }
 }

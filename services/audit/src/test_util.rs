@@ -1,16 +1,17 @@
+//! The audit service in a test: an in-process harness. Behind the `test-util` feature.
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tessera_audit::config::AuditConfig;
-use tessera_audit::log::AuditLog;
-use tessera_audit::server::{self, Listeners};
+use crate::config::AuditConfig;
+use crate::log::AuditLog;
+use crate::server::{self, Listeners};
 use tessera_clock::SystemClock;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-use crate::TestPki;
+use tessera_service::{Running, ShutdownSwitch};
+use tessera_testkit::TestPki;
 
 /// An audit service in this process, keeping its log in a given folder (so a test can
 /// stop it and start it again on the same log and address).
@@ -24,8 +25,7 @@ pub struct AuditHarness {
     pub log: AuditLog,
     /// The admin token.
     pub admin_token: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), tessera_audit::AuditError>>>,
+    running: Running,
 }
 
 impl AuditHarness {
@@ -46,21 +46,17 @@ impl AuditHarness {
         config.secrets_dir = dir.join("secrets");
         config.retention_days = 0;
         let listeners = Listeners {
-            grpc: TcpListener::bind(grpc_addr).await?,
+            main: TcpListener::bind(grpc_addr).await?,
             admin: TcpListener::bind("127.0.0.1:0").await?,
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let started = server::start(config, SystemClock::shared(), listeners, async move {
-            let _ = stopped.await;
-        })
-        .await?;
+        let (switch, shutdown) = ShutdownSwitch::new();
+        let started = server::start(config, SystemClock::shared(), listeners, shutdown).await?;
         Ok(AuditHarness {
-            grpc_addr: started.grpc_addr,
+            grpc_addr: started.addr,
             admin_addr: started.admin_addr,
-            log: started.log.clone(),
-            admin_token: started.admin_token.clone(),
-            stop: Some(stop),
-            task: Some(tokio::spawn(started.serve())),
+            log: started.handle.log.clone(),
+            admin_token: started.handle.admin_token.clone(),
+            running: Running::spawn(started, switch),
         })
     }
 
@@ -70,21 +66,7 @@ impl AuditHarness {
     }
 
     /// Stops the service and waits until it no longer serves.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await??;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for AuditHarness {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        Ok(self.running.shutdown().await?)
     }
 }

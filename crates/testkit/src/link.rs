@@ -1,0 +1,114 @@
+//! A network link the test controls: a TCP proxy on loopback that can hold traffic (bytes
+//! wait in the proxy, as behind a stalled link) and cut it (every connection dropped with
+//! whatever it held, as when a link dies). Pausing the receiving process is not the same:
+//! the kernel keeps receiving for it, and it catches up on resume.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A controllable TCP link to one address. Dropping it cuts every connection.
+#[derive(Debug)]
+pub struct Link {
+    addr: SocketAddr,
+    held: watch::Sender<bool>,
+    cuts: watch::Sender<u64>,
+    acceptor: JoinHandle<()>,
+}
+
+impl Link {
+    /// A link from a new loopback port to `target`.
+    pub async fn to(target: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (held, _) = watch::channel(false);
+        let (cuts, _) = watch::channel(0u64);
+        let acceptor = tokio::spawn({
+            let held = held.clone();
+            let cuts = cuts.clone();
+            async move {
+                while let Ok((inbound, _)) = listener.accept().await {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
+                        continue;
+                    };
+                    tokio::spawn(carry(inbound, outbound, held.subscribe(), cuts.subscribe()));
+                }
+            }
+        });
+        Ok(Link {
+            addr,
+            held,
+            cuts,
+            acceptor,
+        })
+    }
+
+    /// Where to connect to reach the target through the link.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops carrying bytes either way; they wait in the link until [`Link::release`].
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Carries bytes again, the held ones first.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+
+    /// Drops every open connection and what it held; later connections are carried (held
+    /// if the link is held).
+    pub fn cut(&self) {
+        self.cuts.send_modify(|generation| *generation += 1);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+        self.cut();
+    }
+}
+
+async fn carry(
+    inbound: TcpStream,
+    outbound: TcpStream,
+    held: watch::Receiver<bool>,
+    mut cuts: watch::Receiver<u64>,
+) {
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (in_read, in_write) = inbound.into_split();
+    let (out_read, out_write) = outbound.into_split();
+    cuts.mark_unchanged();
+    tokio::select! {
+        _ = pump(in_read, out_write, held.clone()) => {}
+        _ = pump(out_read, in_write, held) => {}
+        _ = cuts.changed() => {}
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut held: watch::Receiver<bool>,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if held.wait_for(|held| !*held).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
