@@ -22,6 +22,10 @@ test: _redis _postgres _browser
     bash interop/run.sh target/debug/tessera-token-stash
     {{ if `command -v cargo-nextest >/dev/null && echo yes || echo no` == "yes" { "cargo nextest run --workspace --no-fail-fast" } else { "cargo test --workspace --no-fail-fast" } }}
 
+# Build the container images here, pulling nothing: services FROM scratch, Redis and PostgreSQL from Debian.
+images:
+    bash scripts/images.sh
+
 # Benchmarks: the stash against raw Redis; session tokens (Ed25519 vs RS256) and refreshes.
 bench: _redis
     cargo bench -p tessera-token-stash --bench stash
