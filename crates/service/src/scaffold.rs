@@ -72,6 +72,11 @@ impl std::fmt::Debug for Scaffold {
 /// The future that ends serving: the service's shutdown, then readiness off.
 type Stopping = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// How long requests in flight may finish once shutdown begins. Streams never finish by
+/// themselves (a revocation subscriber's stays open for as long as it is served): after
+/// this they are dropped, and their clients reconnect elsewhere.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Scaffold {
     /// A scaffold serving `metrics` on the admin port of `listeners`.
     pub fn new(listeners: Listeners, metrics: Arc<dyn MetricsSource>) -> Result<Self, ServeError> {
@@ -175,13 +180,27 @@ impl Scaffold {
             },
         ));
         let stopping_readiness = readiness.clone();
+        let (began, has_begun) = tokio::sync::oneshot::channel::<()>();
         let stopping: Stopping = Box::pin(async move {
             shutdown.await;
             stopping_readiness.set(false);
             tracing::info!("shutting down: finishing requests in flight");
+            let _ = began.send(());
         });
         readiness.set(true);
-        let served = main(listeners.main, stopping).await;
+        let served = tokio::select! {
+            served = main(listeners.main, stopping) => served,
+            () = async {
+                if has_begun.await.is_err() {
+                    // Serving ended without a shutdown: the branch above answers.
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight after the shutdown grace (open streams); dropping them");
+                Ok(())
+            }
+        };
         readiness.set(false);
         tasks.stop().await;
         let _ = admin_stop.send(());
@@ -239,6 +258,39 @@ mod tests {
             task_saw_stop.load(Ordering::SeqCst),
             "the task finished before serving ended"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_that_never_finishes_does_not_hold_shutdown_past_the_grace() {
+        let scaffold = scaffold().await;
+        let started_handling = Arc::new(tokio::sync::Notify::new());
+        let signal = started_handling.clone();
+        let endless = axum::Router::new().route(
+            "/endless",
+            axum::routing::get(move || {
+                let signal = signal.clone();
+                async move {
+                    signal.notify_one();
+                    // Like a subscriber's stream: it ends only when the server drops it.
+                    std::future::pending::<()>().await;
+                }
+            }),
+        );
+        let (mut switch, shutdown) = ShutdownSwitch::new();
+        let started = scaffold.http((), endless, shutdown);
+        let addr = started.addr;
+        let serving = tokio::spawn(started.serve());
+        let mut open = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tokio::io::AsyncWriteExt::write_all(&mut open, b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("request");
+        started_handling.notified().await;
+        switch.fire();
+        tokio::time::timeout(SHUTDOWN_GRACE * 4, serving)
+            .await
+            .expect("shutdown ended despite the request in flight")
+            .expect("joined")
+            .expect("served");
     }
 
     #[tokio::test]
