@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use tessera_audit::config::AuditConfig;
 use tessera_audit::server::{self, Listeners};
-use tessera_clock::SystemClock;
 
 /// The Tessera audit service: a tamper-evident security event log.
 #[derive(Debug, Parser)]
@@ -71,7 +70,7 @@ fn serve(config: AuditConfig) -> anyhow::Result<()> {
         let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
         let started = server::start(
             config,
-            SystemClock::shared(),
+            tessera_clock::service_clock_from_env()?,
             listeners,
             tessera_telemetry::shutdown_signal(),
         )

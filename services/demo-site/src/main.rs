@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use tessera_clock::SystemClock;
 use tessera_demo_site::DemoConfig;
 use tessera_telemetry::LogFormat;
 
@@ -52,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         let started = tessera_demo_site::start(
             config,
             listener,
-            SystemClock::shared(),
+            tessera_clock::service_clock_from_env()?,
             tessera_telemetry::shutdown_signal(),
         )?;
         let _ = writeln!(

@@ -4,7 +4,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tessera_clock::SystemClock;
 use tessera_login::admin_cli::{self, SiteCommand, UserCommand};
 use tessera_login::config::LoginConfig;
 use tessera_login::server::{self, Listeners};
@@ -73,7 +72,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let dev = config.dev_insecure_http;
         let started = server::start(
             config,
-            SystemClock::shared(),
+            tessera_clock::service_clock_from_env()?,
             listeners,
             tessera_telemetry::shutdown_signal(),
         )

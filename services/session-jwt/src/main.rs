@@ -4,7 +4,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tessera_clock::SystemClock;
 use tessera_session_jwt::config::SessionConfig;
 use tessera_session_jwt::server::{self, Listeners};
 
@@ -55,7 +54,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
         let started = server::start(
             config,
-            SystemClock::shared(),
+            tessera_clock::service_clock_from_env()?,
             listeners,
             tessera_telemetry::shutdown_signal(),
         )

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tessera_clock::SystemClock;
 use tessera_token_stash::config::StashConfig;
 use tessera_token_stash::server::{self, Listeners};
 
@@ -77,7 +76,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
         let started = server::start(
             config,
-            SystemClock::shared(),
+            tessera_clock::service_clock_from_env()?,
             listeners,
             tessera_telemetry::shutdown_signal(),
         )
