@@ -30,3 +30,21 @@ pub use webdriver::{Chromium, Element};
 /// Bounds every wait in the harness: long enough for a loaded CI machine, short enough to
 /// fail a hung test with a message instead of hanging CI.
 pub const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until `condition` holds, checking it again whenever it does not (every 20 ms),
+/// and fails naming `what` after [`WAIT_LIMIT`]. For state another process or task
+/// changes without telling the test (a peer's stream, a replica's sync).
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {WAIT_LIMIT:?} for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

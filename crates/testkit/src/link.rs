@@ -68,6 +68,20 @@ impl Link {
     }
 }
 
+impl Link {
+    /// Parts the two sides, as a network partition does: every open connection dies and
+    /// new ones carry nothing, until [`Link::heal`].
+    pub fn partition(&self) {
+        self.hold();
+        self.cut();
+    }
+
+    /// Ends a partition: connections carry bytes again.
+    pub fn heal(&self) {
+        self.release();
+    }
+}
+
 impl Drop for Link {
     fn drop(&mut self) {
         self.acceptor.abort();

@@ -77,7 +77,7 @@ impl KeySource for SessionServiceSource {
             let reply = self
                 .client
                 .clone()
-                .get_jwks(pb::GetJwksRequest {})
+                .get_jwks(pb::GetJwksRequest::default())
                 .await
                 .map_err(|status| status.to_string())?;
             serde_json::from_str(&reply.into_inner().jwks_json).map_err(|e| e.to_string())
@@ -92,6 +92,7 @@ pub fn to_proto(event: &RevocationEvent) -> pb::Revocation {
         RevocationEvent::Sessions { sids, until } => Kind::Sessions(pb::SessionsRevoked {
             session_ids: sids.clone(),
             until_unix_ms: until.as_i64(),
+            origin_datacenter: String::new(),
         }),
         RevocationEvent::User { sub, before } => Kind::User(pb::UserRevoked {
             user_id: sub.clone(),
@@ -101,7 +102,10 @@ pub fn to_proto(event: &RevocationEvent) -> pb::Revocation {
             before_unix_ms: before.as_i64(),
         }),
     };
-    pb::Revocation { kind: Some(kind) }
+    pb::Revocation {
+        kind: Some(kind),
+        origin_datacenter: String::new(),
+    }
 }
 
 /// The revocation a streamed message describes; `None` for a message of a kind this

@@ -161,7 +161,7 @@ impl Backends {
         let reply = self
             .sessions
             .clone()
-            .get_jwks(pb::GetJwksRequest {})
+            .get_jwks(pb::GetJwksRequest::default())
             .await
             .map_err(SessionRefusal::from_status)?;
         serde_json::from_str(&reply.into_inner().jwks_json).map_err(|e| LoginError::Backend {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tessera_mtls::{AccessPolicy, ServiceIdentity, TlsSettings};
 use tessera_telemetry::LogFormat;
 
-use crate::sessions::{Settings, MAX_LIFETIME};
+use crate::sessions::{Datacenters, Settings, MAX_LIFETIME};
 use crate::SessionError;
 
 /// The prefix of environment overrides.
@@ -48,6 +48,17 @@ pub struct SessionConfig {
     pub access: AccessPolicy,
     /// The audit service (events are recorded only when its `url` is set).
     pub audit: tessera_audit_client::AuditSettings,
+    /// Session services of other datacenters, by datacenter id: their keys are published
+    /// here and their revocations followed.
+    pub peers: BTreeMap<String, PeerConfig>,
+}
+
+/// One `[peers.<dc>]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// e.g. `https://session-jwt.dc2.internal:7402`.
+    pub url: String,
 }
 
 /// The `[stash]` section.
@@ -85,10 +96,14 @@ fn ids(names: &[&str]) -> BTreeSet<ServiceIdentity> {
 pub fn default_access() -> AccessPolicy {
     let mut per_rpc = BTreeMap::new();
     per_rpc.insert("RotateKeys".into(), ids(&["admin"]));
-    per_rpc.insert("GetJwks".into(), ids(&["login", "admin", "audit"]));
+    // Peer datacenters' session services read keys and follow revocations.
+    per_rpc.insert(
+        "GetJwks".into(),
+        ids(&["login", "admin", "audit", "session-jwt"]),
+    );
     per_rpc.insert(
         "StreamRevocations".into(),
-        ids(&["login", "admin", "audit"]),
+        ids(&["login", "admin", "audit", "session-jwt"]),
     );
     AccessPolicy {
         default: ids(&["login"]),
@@ -113,6 +128,7 @@ impl Default for SessionConfig {
             tls: TlsSettings::default(),
             access: default_access(),
             audit: tessera_audit_client::AuditSettings::default(),
+            peers: BTreeMap::new(),
         }
     }
 }
@@ -152,7 +168,36 @@ impl SessionConfig {
                 self.stash.url
             ));
         }
+        for (dc, peer) in &self.peers {
+            let valid_name = !dc.is_empty()
+                && dc.len() <= 32
+                && dc
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid_name {
+                return bad(format!(
+                    "peers.{dc:?}: a datacenter id is 1-32 characters of a-z, 0-9 and -"
+                ));
+            }
+            if *dc == self.stash.datacenter {
+                return bad(format!("peers.{dc} names this service's own datacenter (stash.datacenter); list only the other datacenters"));
+            }
+            if !peer.url.starts_with("https://") {
+                return bad(format!(
+                    "peers.{dc}.url {:?} must start with https:// (peers talk mutual TLS)",
+                    peer.url
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// This datacenter and its peers.
+    pub fn datacenters(&self) -> Datacenters {
+        Datacenters {
+            local: self.stash.datacenter.clone(),
+            peers: self.peers.keys().cloned().collect(),
+        }
     }
 
     /// The lifetimes the service runs with.

@@ -12,6 +12,9 @@ pub enum SessionError {
     /// The refresh token is not known (never issued, or its session ended long ago).
     #[error("refresh token not recognised; sign in again")]
     UnknownRefreshToken,
+    /// The token names a datacenter this deployment does not have.
+    #[error("the refresh token names datacenter {datacenter:?}, which this deployment does not have; it was not issued here; sign in again")]
+    UnknownDatacenter { datacenter: String },
     /// The session was revoked or reached its hard limit.
     #[error("the session has ended ({0}); sign in again")]
     SessionEnded(&'static str),
@@ -38,6 +41,7 @@ impl ServiceError for SessionError {
         match self {
             SessionError::InvalidArgument { .. } => "invalid_argument",
             SessionError::UnknownRefreshToken => "unknown_refresh_token",
+            SessionError::UnknownDatacenter { .. } => "unknown_datacenter",
             SessionError::SessionEnded(_) => "session_ended",
             SessionError::RefreshTokenReused => "refresh_token_reused",
             SessionError::Rejected(rejection) => rejection.code(),
@@ -51,7 +55,9 @@ impl ServiceError for SessionError {
         use tonic::Code;
         match self {
             SessionError::InvalidArgument { .. } => Code::InvalidArgument,
-            SessionError::UnknownRefreshToken => Code::NotFound,
+            SessionError::UnknownRefreshToken | SessionError::UnknownDatacenter { .. } => {
+                Code::NotFound
+            }
             SessionError::SessionEnded(_) | SessionError::RefreshTokenReused => {
                 Code::FailedPrecondition
             }

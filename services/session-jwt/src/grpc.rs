@@ -13,9 +13,9 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::metrics::SessionMetrics;
+use crate::revocation::Revocation;
 use crate::sessions::Sessions;
 use crate::SessionError;
-use tessera_verify::grpc::to_proto;
 
 /// The gRPC face of [`Sessions`].
 #[derive(Debug)]
@@ -211,7 +211,12 @@ impl SessionJwt for SessionService {
         request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
         self.access.authorize("GetJwks", &request)?;
-        let jwks_json = serde_json::to_string(&self.sessions.jwks())
+        let jwks = if request.get_ref().own_only {
+            self.sessions.own_jwks()
+        } else {
+            self.sessions.jwks()
+        };
+        let jwks_json = serde_json::to_string(&jwks)
             .map_err(|e| Status::internal(format!("cannot encode the JWKS: {e}")))?;
         Ok(Response::new(pb::GetJwksResponse { jwks_json }))
     }
@@ -224,10 +229,15 @@ impl SessionJwt for SessionService {
     ) -> Result<Response<Self::StreamRevocationsStream>, Status> {
         self.access.authorize("StreamRevocations", &request)?;
         let (in_force, receiver) = self.sessions.revocations().subscribe();
-        let snapshot =
-            tokio_stream::iter(in_force.iter().map(to_proto).map(Ok).collect::<Vec<_>>());
+        let snapshot = tokio_stream::iter(
+            in_force
+                .iter()
+                .map(Revocation::to_proto)
+                .map(Ok)
+                .collect::<Vec<_>>(),
+        );
         let live = BroadcastStream::new(receiver).map(|event| match event {
-            Ok(event) => Ok(to_proto(&event)),
+            Ok(revocation) => Ok(revocation.to_proto()),
             // A subscriber that fell behind must not miss revocations silently: end its
             // stream so it reconnects and receives everything in force again.
             Err(BroadcastStreamRecvError::Lagged(missed)) => Err(Status::data_loss(format!(

@@ -48,6 +48,11 @@ impl KeyRing {
         Ok(ring)
     }
 
+    /// The key directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<StoredKey>> {
         self.keys.read().unwrap_or_else(|e| e.into_inner())
     }

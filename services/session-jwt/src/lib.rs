@@ -8,11 +8,15 @@
 //! - Revocation of a session, a session family, a user (epoch) or everyone (epoch) is
 //!   announced on a stream; user and global revocations are O(1) (rule F2).
 //! - Session state lives in the token stash, so its expiry and durability carry over.
+//! - With peer datacenters, each publishes the others' keys and follows their revocation
+//!   streams; a refresh token is exchanged only at the datacenter that issued it.
 
 pub mod config;
 pub mod grpc;
 pub mod keys;
 pub mod metrics;
+pub mod peer_keys;
+pub mod peers;
 pub mod revocation;
 pub mod server;
 pub mod sessions;
@@ -23,7 +27,7 @@ mod stash;
 
 pub use derive::Derivation;
 pub use error::{ServiceError, SessionError};
-pub use sessions::{Sessions, Settings};
+pub use sessions::{Datacenters, Sessions, Settings};
 pub use stash::Stash;
 #[cfg(feature = "test-util")]
 pub mod test_util;

@@ -1,7 +1,7 @@
 //! The revocations in force: their state (epochs, revoked sessions, what was already
 //! taken in), the stream subscribers follow, and the follower that keeps this replica in
-//! step with revocations other replicas stored. A peer follower (another datacenter's
-//! stream) belongs here too.
+//! step with revocations other replicas stored. Peer datacenters' revocations arrive
+//! through [`crate::peers`] and are taken in here like any other.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,6 +16,24 @@ use tokio::sync::broadcast;
 use crate::sessions::decode_record as decode;
 use crate::stash::Stash;
 use crate::SessionError;
+
+/// A revocation and the datacenter it was made in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revocation {
+    /// What is revoked.
+    pub event: RevocationEvent,
+    /// The datacenter it was made in.
+    pub origin: String,
+}
+
+impl Revocation {
+    /// The streamed form.
+    pub fn to_proto(&self) -> pb::Revocation {
+        let mut message = tessera_verify::grpc::to_proto(&self.event);
+        message.origin_datacenter = self.origin.clone();
+        message
+    }
+}
 
 const EVENT_BUFFER: usize = 4096;
 
@@ -32,11 +50,15 @@ pub struct RevocationFeed {
     /// How long an epoch can still end a live session (the longest session plus its last
     /// token's soft expiry).
     epoch_matters_for: Duration,
-    events: broadcast::Sender<RevocationEvent>,
+    /// The datacenter this feed belongs to: the origin of what it stored without one.
+    datacenter: String,
+    events: broadcast::Sender<Revocation>,
     /// Revocations still in force, replayed to new subscribers. Short lock, no awaits.
-    in_force: Mutex<Vec<RevocationEvent>>,
+    in_force: Mutex<Vec<Revocation>>,
     /// Revoked-before times per user; `""` is everyone.
     epochs: Mutex<HashMap<String, UnixMillis>>,
+    /// Revoked session ids and until when their revocation matters.
+    revoked_sessions: Mutex<HashMap<String, UnixMillis>>,
     /// Stash tokens of revocations already taken in, by namespace.
     seen: Mutex<HashMap<&'static str, HashSet<String>>>,
 }
@@ -45,6 +67,7 @@ impl RevocationFeed {
     /// The feed over `stash`, with every revocation stored there taken in.
     pub async fn load(
         stash: Stash,
+        datacenter: &str,
         verifier: Verifier,
         clock: SharedClock,
         epoch_matters_for: Duration,
@@ -55,9 +78,11 @@ impl RevocationFeed {
             verifier,
             clock,
             epoch_matters_for,
+            datacenter: datacenter.to_owned(),
             events,
             in_force: Mutex::new(Vec::new()),
             epochs: Mutex::new(HashMap::new()),
+            revoked_sessions: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
         };
         feed.sync_revocations_announcing(false).await?;
@@ -112,26 +137,36 @@ impl RevocationFeed {
                 let Some(bytes) = self.stash.get(&token).await? else {
                     continue;
                 };
-                let event = if namespace == "epoch" {
+                let (event, origin) = if namespace == "epoch" {
                     let epoch: pb::EpochRecord = decode(&bytes, "epoch")?;
-                    epoch_event(
+                    let event = epoch_event(
                         &epoch.user_id,
                         UnixMillis(epoch.before_unix_ms.max(0) as u64),
-                    )
+                    );
+                    (event, epoch.origin_datacenter)
                 } else {
                     let revoked: pb::SessionsRevoked = decode(&bytes, "revocation")?;
-                    RevocationEvent::Sessions {
+                    let event = RevocationEvent::Sessions {
                         sids: revoked.session_ids,
                         until: UnixMillis(revoked.until_unix_ms.max(0) as u64),
-                    }
+                    };
+                    (event, revoked.origin_datacenter)
+                };
+                let revocation = Revocation {
+                    event,
+                    origin: if origin.is_empty() {
+                        self.datacenter.clone()
+                    } else {
+                        origin
+                    },
                 };
                 self.mark_seen(namespace, token);
-                if announce {
-                    self.announce(event);
+                let taken_in = if announce {
+                    self.announce(revocation)
                 } else {
-                    self.remember(event);
-                }
-                new += 1;
+                    self.remember(revocation)
+                };
+                new += usize::from(taken_in);
             }
         }
         Ok(new)
@@ -169,33 +204,90 @@ impl RevocationFeed {
             .unwrap_or_default()
     }
 
-    fn remember(&self, event: RevocationEvent) {
-        if let RevocationEvent::User { sub, before } = &event {
-            let mut epochs = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
-            let kept = epochs.entry(sub.clone()).or_insert(*before);
-            *kept = (*kept).max(*before);
+    /// Whether `event` would revoke anything not revoked already.
+    pub fn is_new(&self, event: &RevocationEvent) -> bool {
+        match event {
+            RevocationEvent::Sessions { sids, until } => {
+                let revoked = self
+                    .revoked_sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                sids.iter()
+                    .any(|sid| revoked.get(sid).is_none_or(|known| known < until))
+            }
+            RevocationEvent::User { sub, before } => self.epoch_is_new(sub, *before),
+            RevocationEvent::Global { before } => self.epoch_is_new("", *before),
         }
-        if let RevocationEvent::Global { before } = &event {
-            let mut epochs = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
-            let kept = epochs.entry(String::new()).or_insert(*before);
-            *kept = (*kept).max(*before);
+    }
+
+    fn epoch_is_new(&self, user_id: &str, before: UnixMillis) -> bool {
+        let epochs = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        epochs.get(user_id).is_none_or(|known| *known < before)
+    }
+
+    /// Whether session `session_id` was revoked (by id, not by an epoch).
+    pub fn session_revoked(&self, session_id: &str) -> bool {
+        self.revoked_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(session_id)
+    }
+
+    /// Takes `revocation` in; false (and nothing changes) if it revokes nothing new, so
+    /// a revocation heard twice (from a replica, a replay, a peer) is announced once.
+    fn remember(&self, revocation: Revocation) -> bool {
+        if !self.is_new(&revocation.event) {
+            return false;
         }
-        self.verifier.apply(event.clone());
+        match &revocation.event {
+            RevocationEvent::Sessions { sids, until } => {
+                let mut revoked = self
+                    .revoked_sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                for sid in sids {
+                    let kept = revoked.entry(sid.clone()).or_insert(*until);
+                    *kept = (*kept).max(*until);
+                }
+            }
+            RevocationEvent::User { sub, before } => self.raise_epoch(sub, *before),
+            RevocationEvent::Global { before } => self.raise_epoch("", *before),
+        }
+        self.verifier.apply(revocation.event.clone());
         self.in_force
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(event);
+            .push(revocation);
+        true
     }
 
-    pub(crate) fn announce(&self, event: RevocationEvent) {
-        self.remember(event.clone());
+    fn raise_epoch(&self, user_id: &str, before: UnixMillis) {
+        let mut epochs = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = epochs.entry(user_id.to_owned()).or_insert(before);
+        *kept = (*kept).max(before);
+    }
+
+    /// Takes in a revocation made in this datacenter and tells the subscribers.
+    pub(crate) fn announce_local(&self, event: RevocationEvent) -> bool {
+        self.announce(Revocation {
+            event,
+            origin: self.datacenter.clone(),
+        })
+    }
+
+    /// Takes `revocation` in and, if it was new, tells the subscribers.
+    pub(crate) fn announce(&self, revocation: Revocation) -> bool {
+        if !self.remember(revocation.clone()) {
+            return false;
+        }
         // No subscribers is fine: they replay what is in force when they connect.
-        let _ = self.events.send(event);
+        let _ = self.events.send(revocation);
+        true
     }
 
     /// A subscription to new revocations, and every revocation in force now. Subscribe
     /// first, then read the snapshot: an event in between is seen twice, never missed.
-    pub fn subscribe(&self) -> (Vec<RevocationEvent>, broadcast::Receiver<RevocationEvent>) {
+    pub fn subscribe(&self) -> (Vec<Revocation>, broadcast::Receiver<Revocation>) {
         let receiver = self.events.subscribe();
         self.prune();
         let in_force = self
@@ -216,7 +308,7 @@ impl RevocationFeed {
         self.in_force
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|event| match event {
+            .retain(|revocation| match &revocation.event {
                 RevocationEvent::Sessions { until, .. } => *until > now,
                 RevocationEvent::User { before, .. } | RevocationEvent::Global { before } => {
                     live(before)
@@ -226,6 +318,10 @@ impl RevocationFeed {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, before| live(before));
+        self.revoked_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now);
         self.verifier.prune(now);
     }
 }

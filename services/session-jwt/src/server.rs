@@ -13,6 +13,7 @@ use crate::derive::load_derivation;
 use crate::grpc::SessionService;
 use crate::keys::KeyRing;
 use crate::metrics::SessionMetrics;
+use crate::peers::PeerSessions;
 use crate::sessions::Sessions;
 use crate::stash::Stash;
 use crate::SessionError;
@@ -41,8 +42,22 @@ pub async fn start(
         clock.now(),
     )?;
     let derive = load_derivation(&config.secret_file, &config.stash.datacenter)?;
-    let sessions =
-        Arc::new(Sessions::start(stash, keys, derive, clock.clone(), config.settings()).await?);
+    let sessions = Arc::new(
+        Sessions::start(
+            stash,
+            keys,
+            derive,
+            clock.clone(),
+            config.settings(),
+            config.datacenters(),
+        )
+        .await?,
+    );
+    let peers = config
+        .peers
+        .iter()
+        .map(|(dc, peer)| PeerSessions::connect(dc, peer, &tls))
+        .collect::<Result<Vec<_>, _>>()?;
     let metrics = Arc::new(SessionMetrics::default());
     let audit = config
         .audit
@@ -70,6 +85,12 @@ pub async fn start(
     scaffold
         .tasks()
         .spawn("revocation-replicas", |stop| feed.follow_replicas(stop));
+    for peer in peers {
+        let sessions = sessions.clone();
+        scaffold
+            .tasks()
+            .spawn("peer-datacenter", |stop| peer.follow(sessions, stop));
+    }
     Ok(scaffold.grpc(sessions, router, shutdown, async {}))
 }
 

@@ -38,6 +38,18 @@ impl SessionHarness {
         clock: Option<SharedClock>,
         adjust: impl FnOnce(&mut SessionConfig),
     ) -> anyhow::Result<Self> {
+        Self::start_on(Listeners::loopback().await?, pki, stash_addr, clock, adjust).await
+    }
+
+    /// [`SessionHarness::start`] on sockets bound ahead, so that peers can be told the
+    /// address first.
+    pub async fn start_on(
+        listeners: Listeners,
+        pki: Arc<TestPki>,
+        stash_addr: SocketAddr,
+        clock: Option<SharedClock>,
+        adjust: impl FnOnce(&mut SessionConfig),
+    ) -> anyhow::Result<Self> {
         let state_dir = tempfile::tempdir()?;
         let mut config = SessionConfig::default();
         config.tls.dev_pki_dir = Some(pki.dir().to_owned());
@@ -46,7 +58,6 @@ impl SessionHarness {
         config.secret_file = state_dir.path().join("secret.key");
         adjust(&mut config);
         config.validate()?;
-        let listeners = Listeners::loopback().await?;
         let (switch, shutdown) = ShutdownSwitch::new();
         let started = server::start(
             config,

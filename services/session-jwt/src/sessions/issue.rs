@@ -86,13 +86,14 @@ impl Sessions {
         if remaining.is_zero() {
             return Err(SessionError::SessionEnded("it reached its hard lifetime"));
         }
-        let refresh_token = random_text(24)?;
+        // The refresh token names this datacenter: its exchange is decided here alone.
+        let refresh_token = format!("{}.{}", self.datacenters.local, random_text(24)?);
         let grant = pb::RefreshGrant {
             session_record: record_token.to_owned(),
             session_id: record.session_id.clone(),
             generation,
         };
-        let grant_token = self.derive.token("refresh", &refresh_token);
+        let grant_token = self.refresh_record("refresh", &refresh_token)?;
         // The grant expires when the session would go idle (or hits its hard limit):
         // a refresh token unused that long no longer works.
         let grant_ttl = remaining.min(self.settings.idle);

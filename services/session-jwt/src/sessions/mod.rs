@@ -10,6 +10,11 @@
 //! - `refresh` at a token derived from the refresh token: the [`pb::RefreshGrant`].
 //! - `rotation` at a token derived from the refresh token: the pair it was exchanged for.
 //! - `epoch` / `revoked` (owner `all`): user and global epochs, revoked session ids.
+//!
+//! Across datacenters: a refresh token names its home datacenter (`<dc>.<random>`) and
+//! its grant and rotation are derived at that datacenter, where the stash forwards them,
+//! so one refresh token is exchanged at one place only. A session is found by id in this
+//! datacenter first, then in its peers.
 
 mod issue;
 mod refresh;
@@ -25,6 +30,7 @@ use tessera_verify::{VerifiedSession, Verifier, VerifierConfig};
 
 use crate::derive::Derivation;
 use crate::keys::KeyRing;
+use crate::peer_keys::PeerKeys;
 use crate::revocation::RevocationFeed;
 use crate::stash::Stash;
 use crate::SessionError;
@@ -55,6 +61,31 @@ pub struct Sessions {
     clock: SharedClock,
     settings: Settings,
     revocations: Arc<RevocationFeed>,
+    datacenters: Datacenters,
+    peer_keys: PeerKeys,
+}
+
+/// This datacenter and its peers.
+#[derive(Debug, Clone)]
+pub struct Datacenters {
+    /// Where this service runs (its stash's datacenter).
+    pub local: String,
+    /// The peer datacenters, whose sessions this one serves too.
+    pub peers: Vec<String>,
+}
+
+impl Datacenters {
+    /// A single datacenter with no peers.
+    pub fn alone(local: &str) -> Self {
+        Datacenters {
+            local: local.to_owned(),
+            peers: Vec::new(),
+        }
+    }
+
+    fn knows(&self, datacenter: &str) -> bool {
+        self.local == datacenter || self.peers.iter().any(|p| p == datacenter)
+    }
 }
 
 pub(crate) fn decode_record<M: Message + Default>(
@@ -72,6 +103,7 @@ impl Sessions {
         derive: Derivation,
         clock: SharedClock,
         settings: Settings,
+        datacenters: Datacenters,
     ) -> Result<Self, SessionError> {
         if settings.lifetime > MAX_LIFETIME || settings.lifetime < settings.soft_ttl {
             return Err(SessionError::Config(format!(
@@ -80,10 +112,12 @@ impl Sessions {
                 MAX_LIFETIME.as_secs()
             )));
         }
+        let peer_keys = PeerKeys::load(keys.dir(), &datacenters.peers);
         let verifier = Verifier::new(VerifierConfig::new(""));
-        verifier.set_keys(&keys.jwks(clock.now()));
+        verifier.set_keys(&merged(keys.jwks(clock.now()), &peer_keys));
         let revocations = RevocationFeed::load(
             stash.clone(),
+            &datacenters.local,
             verifier,
             clock.clone(),
             settings.lifetime + settings.soft_ttl,
@@ -96,7 +130,14 @@ impl Sessions {
             clock,
             settings,
             revocations: Arc::new(revocations),
+            datacenters,
+            peer_keys,
         })
+    }
+
+    /// This datacenter and its peers.
+    pub fn datacenters(&self) -> &Datacenters {
+        &self.datacenters
     }
 
     /// The revocations in force, their subscribers and their followers.
@@ -109,11 +150,25 @@ impl Sessions {
         &self,
         session_id: &str,
     ) -> Result<Option<(String, pb::SessionRecord)>, SessionError> {
-        let Some(token) = self
-            .stash
-            .get(&self.derive.token("session-id", session_id))
-            .await?
-        else {
+        if let Some(found) = self.record_at(&self.datacenters.local, session_id).await? {
+            return Ok(Some(found));
+        }
+        for peer in &self.datacenters.peers {
+            if let Some(found) = self.record_at(peer, session_id).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The stash token and record of session `session_id` if `datacenter` holds it.
+    pub(super) async fn record_at(
+        &self,
+        datacenter: &str,
+        session_id: &str,
+    ) -> Result<Option<(String, pb::SessionRecord)>, SessionError> {
+        let index = self.derive.token_at(datacenter, "session-id", session_id);
+        let Some(token) = self.stash.get(&index).await? else {
             return Ok(None);
         };
         let token = String::from_utf8(token)
@@ -132,9 +187,53 @@ impl Sessions {
             .map_err(SessionError::Rejected)
     }
 
-    /// The published keys.
+    /// The published keys: this datacenter's and its peers'.
     pub fn jwks(&self) -> tessera_verify::Jwks {
+        merged(self.own_jwks(), &self.peer_keys)
+    }
+
+    /// The keys this datacenter signs with.
+    pub fn own_jwks(&self) -> tessera_verify::Jwks {
         self.keys.jwks(self.clock.now())
+    }
+
+    /// Takes in the keys peer `datacenter` publishes now.
+    pub fn set_peer_keys(
+        &self,
+        datacenter: &str,
+        jwks: tessera_verify::Jwks,
+    ) -> Result<(), SessionError> {
+        if self.peer_keys.set(datacenter, jwks)? {
+            self.revocations.verifier().set_keys(&self.jwks());
+            tracing::info!(datacenter, "took in a peer datacenter's session keys");
+        }
+        Ok(())
+    }
+
+    /// The home datacenter of `refresh_token`: the one its prefix names (tokens without
+    /// one were issued here before refresh tokens named their datacenter).
+    pub(super) fn home_of<'t>(&'t self, refresh_token: &'t str) -> Result<&'t str, SessionError> {
+        let Some((home, _)) = refresh_token.split_once('.') else {
+            return Ok(&self.datacenters.local);
+        };
+        if self.datacenters.knows(home) {
+            Ok(home)
+        } else {
+            Err(SessionError::UnknownDatacenter {
+                datacenter: home.chars().take(32).collect(),
+            })
+        }
+    }
+
+    /// The stash token of `refresh_token`'s `purpose` record (its grant, its rotation), at
+    /// its home datacenter.
+    pub(super) fn refresh_record(
+        &self,
+        purpose: &str,
+        refresh_token: &str,
+    ) -> Result<String, SessionError> {
+        let home = self.home_of(refresh_token)?;
+        Ok(self.derive.token_at(home, purpose, refresh_token))
     }
 
     /// Reads the key directory again, taking in a rotation another replica made.
@@ -143,7 +242,7 @@ impl Sessions {
         self.keys.reload()?;
         let after = self.keys.jwks(self.clock.now());
         if before != after {
-            self.revocations.verifier().set_keys(&after);
+            self.revocations.verifier().set_keys(&self.jwks());
             tracing::info!("signing keys changed on disk; reloaded");
         }
         Ok(())
@@ -154,12 +253,22 @@ impl Sessions {
         let now = self.clock.now();
         let active = self.keys.rotate(now)?;
         let jwks = self.keys.jwks(now);
-        self.revocations.verifier().set_keys(&jwks);
+        self.revocations.verifier().set_keys(&self.jwks());
         Ok((
             active.kid().to_owned(),
             jwks.keys.into_iter().map(|k| k.kid).collect(),
         ))
     }
+}
+
+/// `own` followed by every peer key whose `kid` it does not already hold.
+fn merged(mut own: tessera_verify::Jwks, peers: &PeerKeys) -> tessera_verify::Jwks {
+    for key in peers.keys() {
+        if !own.keys.iter().any(|k| k.kid == key.kid) {
+            own.keys.push(key);
+        }
+    }
+    own
 }
 
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), SessionError> {

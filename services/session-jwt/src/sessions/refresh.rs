@@ -42,7 +42,10 @@ impl Sessions {
         // Optimistic: mint a candidate pair and try to record it as this refresh token's
         // one rotation. Whoever records first wins; everyone else (a concurrent caller, a
         // retry, a reuse) finds the recorded rotation and is answered from it.
-        let rotation_token = self.derive.token("rotation", refresh_token);
+        if self.revocations.session_revoked(&record.session_id) {
+            return Err(SessionError::SessionEnded("it was logged out"));
+        }
+        let rotation_token = self.refresh_record("rotation", refresh_token)?;
         let candidate = self
             .mint(&record, &grant.session_record, grant.generation + 1, now)
             .await?;
@@ -73,7 +76,7 @@ impl Sessions {
                 // the grant this call stored is never handed out.
                 let _ = self
                     .stash
-                    .delete(&self.derive.token("refresh", &candidate.refresh_token))
+                    .delete(&self.refresh_record("refresh", &candidate.refresh_token)?)
                     .await;
                 let bytes =
                     self.stash
@@ -97,7 +100,7 @@ impl Sessions {
         }
         let grant_bytes = match self
             .stash
-            .lookup(&self.derive.token("refresh", refresh_token))
+            .lookup(&self.refresh_record("refresh", refresh_token)?)
             .await?
         {
             Lookup::Found(bytes) => bytes,

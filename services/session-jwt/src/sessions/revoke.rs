@@ -1,13 +1,29 @@
 //! Ending sessions: one, a family, a user's or everyone's (rule F2). Each revocation is
 //! stored in the stash, then announced through the [`crate::revocation::RevocationFeed`].
+//! A peer datacenter's revocations are stored here too (so a restart never forgets them)
+//! and reach the sessions derived here from what the peer revoked.
+
+use std::time::Duration;
 
 use prost::Message;
+use tessera_clock::UnixMillis;
 use tessera_proto::session::v1 as pb;
 use tessera_verify::RevocationEvent;
 
 use super::{decode_record as decode, Sessions};
-use crate::revocation::epoch_event;
+use crate::revocation::{epoch_event, Revocation};
 use crate::SessionError;
+
+/// A peer's revocation as stored here: namespace, identity (what makes two copies one),
+/// the record, how long to keep it, the event, and the sessions it names.
+type PeerRecord = (
+    &'static str,
+    String,
+    Vec<u8>,
+    Duration,
+    RevocationEvent,
+    Vec<String>,
+);
 
 impl Sessions {
     /// Revokes the session `refresh_token` belongs to, if it belongs to `audience` (or
@@ -33,8 +49,17 @@ impl Sessions {
     }
 
     /// Revokes a session and every session derived from it.
+    /// Sessions derived in other datacenters are ended there, when the revocation of
+    /// their parent reaches them.
     pub async fn revoke_family(&self, session_id: &str) -> Result<u64, SessionError> {
         let mut sids = vec![session_id.to_owned()];
+        sids.extend(self.children_here(session_id).await?);
+        self.revoke_sessions(sids).await
+    }
+
+    /// The sessions derived from `session_id` whose records this datacenter holds.
+    async fn children_here(&self, session_id: &str) -> Result<Vec<String>, SessionError> {
+        let mut children = Vec::new();
         for child_index in self.stash.list("session-id", session_id).await? {
             let Some(record_token) = self.stash.get(&child_index).await? else {
                 continue;
@@ -44,19 +69,28 @@ impl Sessions {
             };
             if let Some(bytes) = self.stash.get(&record_token).await? {
                 let child: pb::SessionRecord = decode(&bytes, "session")?;
-                sids.push(child.session_id);
+                children.push(child.session_id);
             }
         }
-        self.revoke_sessions(sids).await
+        Ok(children)
     }
 
     async fn revoke_sessions(&self, sids: Vec<String>) -> Result<u64, SessionError> {
         let mut revoked = 0;
         for sid in &sids {
-            if let Some((token, _)) = self.record_of(sid).await? {
-                if self.stash.delete(&token).await? {
-                    revoked += 1;
-                }
+            // A session whose record lives in an unreachable datacenter is still revoked
+            // everywhere by the announcement below; its home deletes the record when the
+            // revocation reaches it.
+            match self.record_of(sid).await {
+                Ok(Some((token, _))) => match self.stash.delete(&token).await {
+                    Ok(true) => revoked += 1,
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(session = %sid, %err,
+                        "cannot delete the session record now; its datacenter deletes it when the revocation arrives"),
+                },
+                Ok(None) => {}
+                Err(err) => tracing::warn!(session = %sid, %err,
+                    "cannot find the session record now; its datacenter deletes it when the revocation arrives"),
             }
         }
         // Tokens of these sessions verify until their soft expiry at the latest.
@@ -64,6 +98,7 @@ impl Sessions {
         let record = pb::SessionsRevoked {
             session_ids: sids.clone(),
             until_unix_ms: until.as_i64(),
+            origin_datacenter: String::new(),
         };
         self.stash
             .put(
@@ -74,7 +109,7 @@ impl Sessions {
             )
             .await?;
         self.revocations
-            .announce(RevocationEvent::Sessions { sids, until });
+            .announce_local(RevocationEvent::Sessions { sids, until });
         Ok(revoked)
     }
 
@@ -96,6 +131,7 @@ impl Sessions {
         let record = pb::EpochRecord {
             user_id: user_id.to_owned(),
             before_unix_ms: before.as_i64(),
+            origin_datacenter: String::new(),
         };
         // An epoch must outlive every session it ends, and every token of them.
         let keep = self.settings.lifetime + self.settings.soft_ttl;
@@ -104,7 +140,105 @@ impl Sessions {
             .put("epoch", record.encode_to_vec(), keep, "all")
             .await?;
         self.revocations.mark_seen("epoch", stored);
-        self.revocations.announce(epoch_event(user_id, before));
+        self.revocations
+            .announce_local(epoch_event(user_id, before));
+        Ok(())
+    }
+
+    /// Takes in `revocation`, made in peer datacenter `revocation.origin`: stored here (one
+    /// entry whichever replica stores it first), announced to this datacenter's
+    /// subscribers, and carried to the sessions derived here from what it revoked.
+    /// Whether it was new.
+    pub async fn take_in_from_peer(&self, revocation: Revocation) -> Result<bool, SessionError> {
+        if !self.revocations.is_new(&revocation.event) {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let origin = revocation.origin.clone();
+        let (namespace, identity, bytes, keep, event, sids) = match revocation.event {
+            RevocationEvent::Sessions { sids, until } => {
+                // The peer's clock judged `until`; keep the revocation at least a soft
+                // expiry by this datacenter's clock, in case the peer's runs behind.
+                let kept_until = until.max(now.saturating_add(self.settings.soft_ttl));
+                let record = pb::SessionsRevoked {
+                    session_ids: sids.clone(),
+                    until_unix_ms: kept_until.as_i64(),
+                    origin_datacenter: origin.clone(),
+                };
+                let identity = format!("{origin}\0sessions\0{}\0{}", sids.join(","), until.0);
+                let keep = kept_until.saturating_since(now);
+                let event = RevocationEvent::Sessions {
+                    sids: sids.clone(),
+                    until: kept_until,
+                };
+                (
+                    "revoked",
+                    identity,
+                    record.encode_to_vec(),
+                    keep,
+                    event,
+                    sids,
+                )
+            }
+            RevocationEvent::User { sub, before } => self.peer_epoch(&origin, sub, before),
+            RevocationEvent::Global { before } => self.peer_epoch(&origin, String::new(), before),
+        };
+        let token = self.derive.token(&format!("peer-{namespace}"), &identity);
+        self.stash
+            .put_at(
+                &token,
+                namespace,
+                bytes,
+                keep.max(Duration::from_secs(1)),
+                "all",
+            )
+            .await?;
+        self.revocations.mark_seen(namespace, token);
+        self.revocations.announce(Revocation { event, origin });
+        self.end_here(&sids, now).await?;
+        Ok(true)
+    }
+
+    /// What to store and announce for a peer's epoch of `user_id` (everyone's when empty).
+    fn peer_epoch(&self, origin: &str, user_id: String, before: UnixMillis) -> PeerRecord {
+        let record = pb::EpochRecord {
+            user_id: user_id.clone(),
+            before_unix_ms: before.as_i64(),
+            origin_datacenter: origin.to_owned(),
+        };
+        let identity = format!("{origin}\0epoch\0{user_id}\0{}", before.0);
+        let keep = self.settings.lifetime + self.settings.soft_ttl;
+        let event = epoch_event(&user_id, before);
+        (
+            "epoch",
+            identity,
+            record.encode_to_vec(),
+            keep,
+            event,
+            Vec::new(),
+        )
+    }
+
+    /// Deletes the records this datacenter holds of `sids` (revoked elsewhere), and
+    /// revokes the sessions derived here from them.
+    async fn end_here(&self, sids: &[String], now: UnixMillis) -> Result<(), SessionError> {
+        let mut children = Vec::new();
+        for sid in sids {
+            if let Some((token, _)) = self.record_at(&self.datacenters.local, sid).await? {
+                self.stash.delete(&token).await?;
+            }
+            children.extend(
+                self.children_here(sid)
+                    .await?
+                    .into_iter()
+                    .filter(|child| !self.revocations.session_revoked(child)),
+            );
+        }
+        if !children.is_empty() {
+            tracing::info!(sessions = children.len(), at = %now,
+                "ending sessions derived here from sessions a peer datacenter revoked");
+            self.revoke_sessions(children).await?;
+        }
         Ok(())
     }
 }

@@ -56,7 +56,7 @@ impl Stack {
         let jwks = self
             .login()
             .await
-            .get_jwks(pb::GetJwksRequest {})
+            .get_jwks(pb::GetJwksRequest::default())
             .await
             .expect("jwks")
             .into_inner()
