@@ -16,8 +16,9 @@ up:
 certs:
     cargo run --quiet --bin tessera-token-stash -- dev-certs --dir {{certs_dir}} --force
 
-# Run every test (unit, integration on both backends, interop); installs what is missing.
-test: _redis _postgres _browser
+# Run every test (unit, integration on both backends, interop, two datacenters in
+# containers); installs and builds what is missing, images included.
+test: _redis _postgres _browser images
     cargo build --workspace --all-targets
     bash interop/run.sh target/debug/tessera-token-stash
     {{ if `command -v cargo-nextest >/dev/null && echo yes || echo no` == "yes" { "cargo nextest run --workspace --no-fail-fast" } else { "cargo test --workspace --no-fail-fast" } }}
@@ -25,6 +26,16 @@ test: _redis _postgres _browser
 # Build the container images here, pulling nothing: services FROM scratch, Redis and PostgreSQL from Debian.
 images:
     bash scripts/images.sh
+
+# Remove containers and networks the two-datacenter tests left behind (a killed run).
+dc-clean:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    containers=$(docker ps -aq --filter label=tessera-dc-suite=1)
+    [ -z "$containers" ] || docker rm -f $containers >/dev/null
+    networks=$(docker network ls -q --filter label=tessera-dc-suite=1)
+    [ -z "$networks" ] || docker network rm $networks >/dev/null
+    echo "removed $(echo $containers | wc -w) container(s) and $(echo $networks | wc -w) network(s)"
 
 # Benchmarks: the stash against raw Redis; session tokens (Ed25519 vs RS256) and refreshes.
 bench: _redis

@@ -1,0 +1,396 @@
+//! Two datacenters of Tessera's gRPC tier in containers built here: in each, a token
+//! stash (embedded, or on a Redis of its own) and a session service, on the datacenter's
+//! own network; the stashes and session services of both also share a "wan" network, the
+//! only way between the datacenters, which a test parts and heals.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::Context as _;
+use tessera_proto::session::v1::session_jwt_client::SessionJwtClient;
+use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
+use tessera_testkit::TestPki;
+use tonic::transport::Channel;
+
+use crate::docker::{self, Container, ContainerSpec, Network};
+
+/// The user the service images run as.
+const SERVICE_UID: u32 = 10001;
+/// The images a deployment starts.
+pub const IMAGES: [&str; 3] = [
+    "tessera/token-stash:latest",
+    "tessera/session-jwt:latest",
+    "tessera/redis:bookworm",
+];
+const STASH_PORT: u16 = 7401;
+const STASH_ADMIN_PORT: u16 = 7481;
+const SESSION_PORT: u16 = 7402;
+const SESSION_ADMIN_PORT: u16 = 7482;
+
+/// Where a datacenter's stash keeps its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded, persistent store in the container's data directory.
+    Embedded,
+    /// A Redis of the datacenter's own (append-only, every write synced).
+    Redis,
+}
+
+/// How one datacenter runs.
+#[derive(Debug, Clone, Copy)]
+pub struct DatacenterSpec {
+    /// The stash's backend.
+    pub backend: Backend,
+    /// A simulated clock offset for every service of the datacenter, seconds.
+    pub clock_offset_seconds: Option<i64>,
+}
+
+impl DatacenterSpec {
+    /// The embedded backend and the host's clock.
+    pub fn embedded() -> Self {
+        DatacenterSpec {
+            backend: Backend::Embedded,
+            clock_offset_seconds: None,
+        }
+    }
+
+    /// A Redis backend and the host's clock.
+    pub fn redis() -> Self {
+        DatacenterSpec {
+            backend: Backend::Redis,
+            clock_offset_seconds: None,
+        }
+    }
+
+    /// The same, with the datacenter's clock `seconds` ahead (negative: behind).
+    pub fn skewed(self, seconds: i64) -> Self {
+        DatacenterSpec {
+            clock_offset_seconds: Some(seconds),
+            ..self
+        }
+    }
+}
+
+/// One datacenter's containers.
+#[derive(Debug)]
+pub struct Datacenter {
+    /// Its id, e.g. `dc-a`.
+    pub name: String,
+    /// Its stash.
+    pub stash: Container,
+    /// Its session service.
+    pub session: Container,
+    // Dropped after the services that use them.
+    _redis: Option<Container>,
+    _network: Network,
+}
+
+/// Two datacenters, `dc-a` and `dc-b`, and the PKI their clients use.
+#[derive(Debug)]
+pub struct Deployment {
+    /// The PKI every container trusts; clients present its certificates.
+    pub pki: TestPki,
+    /// `dc-a`, then `dc-b`.
+    pub datacenters: [Datacenter; 2],
+    wan: Network,
+    _dir: tempfile::TempDir,
+}
+
+static RUNS: AtomicU32 = AtomicU32::new(0);
+
+impl Deployment {
+    /// Starts `dc-a` as `a` says and `dc-b` as `b` says, and waits until every service
+    /// is ready. Fails loudly, saying what to do, if Docker or an image is missing.
+    pub fn start(a: DatacenterSpec, b: DatacenterSpec) -> anyhow::Result<Self> {
+        docker::require(&IMAGES)?;
+        let run = format!(
+            "tessera-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        );
+        let pki = TestPki::new()?;
+        let dir = tempfile::tempdir()?;
+        // Session tokens' stash records are found by derivation in either datacenter.
+        let session_secret = random_hex()?;
+        let wan = Network::create(&format!("{run}-wan"))?;
+        let start = |dc: &str, peer: &str, spec: DatacenterSpec| {
+            start_datacenter(
+                &run,
+                dir.path(),
+                &pki,
+                &wan,
+                dc,
+                peer,
+                spec,
+                &session_secret,
+            )
+        };
+        let dc_a = start("dc-a", "dc-b", a)?;
+        let dc_b = start("dc-b", "dc-a", b)?;
+        Ok(Deployment {
+            pki,
+            datacenters: [dc_a, dc_b],
+            wan,
+            _dir: dir,
+        })
+    }
+
+    /// Datacenter `name` (`dc-a` or `dc-b`).
+    pub fn dc(&self, name: &str) -> &Datacenter {
+        self.datacenters
+            .iter()
+            .find(|dc| dc.name == name)
+            .unwrap_or_else(|| panic!("no datacenter {name}"))
+    }
+
+    /// A client of `dc`'s stash presenting the login service's certificate.
+    pub async fn stash(&self, dc: &str) -> anyhow::Result<TokenStashClient<Channel>> {
+        let addr = self.dc(dc).stash.host_addr(STASH_PORT)?;
+        let channel = self
+            .pki
+            .channel_to(&self.pki.files("login"), addr, "token-stash")
+            .await?;
+        Ok(TokenStashClient::new(channel))
+    }
+
+    /// A client of `dc`'s session service presenting the login service's certificate.
+    pub async fn sessions(&self, dc: &str) -> anyhow::Result<SessionJwtClient<Channel>> {
+        let addr = self.dc(dc).session.host_addr(SESSION_PORT)?;
+        let channel = self
+            .pki
+            .channel_to(&self.pki.files("login"), addr, "session-jwt")
+            .await?;
+        Ok(SessionJwtClient::new(channel))
+    }
+
+    /// `dc`'s stash metrics (Prometheus text).
+    pub async fn stash_metrics(&self, dc: &str) -> anyhow::Result<String> {
+        let addr = self.dc(dc).stash.host_addr(STASH_ADMIN_PORT)?;
+        Ok(tessera_testkit::http_get(addr, "/metrics").await?.body)
+    }
+
+    /// `dc`'s session service metrics (Prometheus text).
+    pub async fn session_metrics(&self, dc: &str) -> anyhow::Result<String> {
+        let addr = self.dc(dc).session.host_addr(SESSION_ADMIN_PORT)?;
+        Ok(tessera_testkit::http_get(addr, "/metrics").await?.body)
+    }
+
+    /// Parts `dc-a` from `dc-b`: `dc-a`'s services leave the only network between them.
+    pub fn partition(&self) -> anyhow::Result<()> {
+        let a = self.dc("dc-a");
+        self.wan.disconnect(&a.stash)?;
+        self.wan.disconnect(&a.session)?;
+        Ok(())
+    }
+
+    /// Ends the partition.
+    pub fn heal(&self) -> anyhow::Result<()> {
+        let a = self.dc("dc-a");
+        self.wan.connect(&a.stash, "stash-dc-a")?;
+        self.wan.connect(&a.session, "session-dc-a")?;
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one call site, each argument named there
+fn start_datacenter(
+    run: &str,
+    dir: &Path,
+    pki: &TestPki,
+    wan: &Network,
+    dc: &str,
+    peer: &str,
+    spec: DatacenterSpec,
+    session_secret: &str,
+) -> anyhow::Result<Datacenter> {
+    let network = Network::create(&format!("{run}-{dc}"))?;
+    let mut env = Vec::new();
+    if let Some(seconds) = spec.clock_offset_seconds {
+        env.push((
+            "TESSERA_SIMULATION_CLOCK_OFFSET_SECONDS".to_owned(),
+            seconds.to_string(),
+        ));
+    }
+    let redis = match spec.backend {
+        Backend::Embedded => None,
+        Backend::Redis => Some(Container::start(ContainerSpec {
+            name: format!("{run}-redis-{dc}"),
+            image: "tessera/redis:bookworm".into(),
+            args: [
+                "redis-server",
+                "--port",
+                "6379",
+                "--protected-mode",
+                "no",
+                "--maxmemory-policy",
+                "noeviction",
+                "--dir",
+                "/tmp",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]
+            .map(String::from)
+            .to_vec(),
+            network: network.name().to_owned(),
+            alias: "redis".into(),
+            user: Some("redis".into()),
+            ready_line: "Ready to accept connections".into(),
+            ..ContainerSpec::default()
+        })?),
+    };
+
+    let storage = match spec.backend {
+        Backend::Embedded => {
+            "backend = \"embedded\"\ndata_dir = \"/etc/tessera/data\"\n".to_owned()
+        }
+        Backend::Redis => "backend = \"redis\"\nredis_url = \"redis://redis:6379\"\n".to_owned(),
+    };
+    let stash_dir = service_dir(dir, pki, &format!("stash-{dc}"), "token-stash")?;
+    write(
+        &stash_dir.join("config.toml"),
+        &format!(
+            r#"datacenter = "{dc}"
+listen = "0.0.0.0:{STASH_PORT}"
+admin_listen = "0.0.0.0:{STASH_ADMIN_PORT}"
+log_format = "json"
+
+[storage]
+{storage}
+[tokens]
+seal_key_file = "/etc/tessera/seal.key"
+
+[tls]
+ca_file = "/etc/tessera/ca.pem"
+cert_file = "/etc/tessera/cert.pem"
+key_file = "/etc/tessera/key.pem"
+
+[peers.{peer}]
+url = "https://stash-{peer}:{STASH_PORT}"
+"#
+        ),
+    )?;
+    let stash = Container::start(service_spec(
+        &format!("{run}-stash-{dc}"),
+        "token-stash",
+        &stash_dir,
+        &network,
+        "stash",
+        &env,
+        [STASH_PORT, STASH_ADMIN_PORT],
+    ))?;
+    wan.connect(&stash, &format!("stash-{dc}"))?;
+
+    let session_dir = service_dir(dir, pki, &format!("session-{dc}"), "session-jwt")?;
+    write(&session_dir.join("secret.key"), session_secret)?;
+    write(
+        &session_dir.join("config.toml"),
+        &format!(
+            r#"listen = "0.0.0.0:{SESSION_PORT}"
+admin_listen = "0.0.0.0:{SESSION_ADMIN_PORT}"
+log_format = "json"
+keys_dir = "/etc/tessera/keys"
+secret_file = "/etc/tessera/secret.key"
+
+[stash]
+url = "https://stash:{STASH_PORT}"
+datacenter = "{dc}"
+
+[tls]
+ca_file = "/etc/tessera/ca.pem"
+cert_file = "/etc/tessera/cert.pem"
+key_file = "/etc/tessera/key.pem"
+
+[peers.{peer}]
+url = "https://session-{peer}:{SESSION_PORT}"
+"#
+        ),
+    )?;
+    own_for_service(&session_dir)?;
+    let session = Container::start(service_spec(
+        &format!("{run}-session-{dc}"),
+        "session-jwt",
+        &session_dir,
+        &network,
+        "session",
+        &env,
+        [SESSION_PORT, SESSION_ADMIN_PORT],
+    ))?;
+    wan.connect(&session, &format!("session-{dc}"))?;
+    Ok(Datacenter {
+        name: dc.to_owned(),
+        stash,
+        session,
+        _redis: redis,
+        _network: network,
+    })
+}
+
+fn service_spec(
+    name: &str,
+    service: &str,
+    dir: &Path,
+    network: &Network,
+    alias: &str,
+    env: &[(String, String)],
+    ports: [u16; 2],
+) -> ContainerSpec {
+    ContainerSpec {
+        name: name.to_owned(),
+        image: format!("tessera/{service}:latest"),
+        args: ["serve", "--config", "/etc/tessera/config.toml"]
+            .map(String::from)
+            .to_vec(),
+        network: network.name().to_owned(),
+        alias: alias.to_owned(),
+        mounts: vec![(dir.display().to_string(), "/etc/tessera".into())],
+        env: env.to_vec(),
+        ports: ports.to_vec(),
+        user: None,
+        ready_line: "ready: grpc=".into(),
+    }
+}
+
+/// A directory for one container, mounted at `/etc/tessera`: the CA, the service's
+/// certificate and key, and room for its state, owned by the image's user.
+fn service_dir(dir: &Path, pki: &TestPki, name: &str, service: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::create_dir_all(&path)?;
+    let files = pki.files(service);
+    std::fs::copy(&files.ca_file, path.join("ca.pem"))?;
+    std::fs::copy(&files.cert_file, path.join("cert.pem"))?;
+    std::fs::copy(&files.key_file, path.join("key.pem"))?;
+    own_for_service(&path)?;
+    Ok(path)
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    own_for_service(path)
+}
+
+/// Gives `path` (and what is under it) to the image's user, so the service can read its
+/// key and write its state; without root, opens it to everyone instead (a throwaway
+/// test directory).
+fn own_for_service(path: &Path) -> anyhow::Result<()> {
+    let as_root = std::os::unix::fs::chown(path, Some(SERVICE_UID), Some(SERVICE_UID)).is_ok();
+    if !as_root {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = if path.is_dir() { 0o777 } else { 0o644 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            own_for_service(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn random_hex() -> anyhow::Result<String> {
+    let mut file = std::fs::File::open("/dev/urandom")?;
+    let mut buffer = [0u8; 32];
+    std::io::Read::read_exact(&mut file, &mut buffer)?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,8 @@
+//! Two Tessera datacenters in containers built on this machine (`just images`), for the
+//! tests that part, kill and skew them. Nothing is pulled; a missing engine or image is
+//! a loud failure naming the fix.
+
+pub mod deployment;
+pub mod docker;
+
+pub use deployment::{Backend, DatacenterSpec, Deployment};
