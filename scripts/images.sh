@@ -2,7 +2,9 @@
 # Builds Tessera's container images on this machine; nothing is ever pulled.
 #
 # - One image per service: its static release binary and nothing else, FROM scratch, run
-#   as a numeric non-root user, tagged tessera/<service>:<git revision> and :latest.
+#   as a numeric non-root user, tagged tessera/<service>:<git revision> and :latest. The
+#   same for tessera/wan-link, the delaying proxy the two-datacenter tests put between
+#   the datacenters.
 # - tessera/redis and tessera/postgres, for tests: root file systems made from Debian's
 #   packages (debootstrap --variant=minbase) and `docker import`ed, once per machine and
 #   reused while present.
@@ -13,6 +15,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 services=(token-stash session-jwt login audit demo-site)
+# Built and imaged like a service, for the two-datacenter tests: the delaying WAN proxy.
+tools=(wan-link)
 target=x86_64-unknown-linux-gnu
 # Numeric, so a runtime need not read /etc/passwd (there is none in the image).
 service_uid=10001
@@ -51,13 +55,14 @@ build_service_images() {
   for service in "${services[@]}"; do
     packages+=(-p "tessera-$service")
   done
-  echo "images: building static release binaries (${services[*]}); the first build takes several minutes"
+  packages+=(-p tessera-wan-link)
+  echo "images: building static release binaries (${services[*]} ${tools[*]}); the first build takes several minutes"
   # crt-static links glibc in: the binary runs in an empty image and still resolves peer
   # containers by name (Docker provides /etc/hosts and /etc/resolv.conf).
   # No debug info: the images carry none, and it would double the build's size on disk.
   RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=0 \
     cargo build --release --locked --target "$target" "${packages[@]}"
-  for service in "${services[@]}"; do
+  for service in "${services[@]}" "${tools[@]}"; do
     local binary="target/$target/release/tessera-$service"
     if ! ldd "$binary" 2>&1 | grep -qE "not a dynamic executable|statically linked"; then
       echo "images: $binary is not statically linked; it would not run FROM scratch" >&2

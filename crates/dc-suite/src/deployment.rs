@@ -1,10 +1,13 @@
 //! Two datacenters of Tessera's gRPC tier in containers built here: in each, a token
 //! stash (embedded, or on a Redis of its own) and a session service, on the datacenter's
 //! own network; the stashes and session services of both also share a "wan" network, the
-//! only way between the datacenters, which a test parts and heals.
+//! only way between the datacenters, which a test parts and heals. With a WAN delay, each
+//! datacenter's services are reached from the other through delaying proxies
+//! (`tessera-wan-link`) on that network.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tessera_proto::session::v1::session_jwt_client::SessionJwtClient;
@@ -17,10 +20,11 @@ use crate::docker::{self, Container, ContainerSpec, Network};
 /// The user the service images run as.
 const SERVICE_UID: u32 = 10001;
 /// The images a deployment starts.
-pub const IMAGES: [&str; 3] = [
+pub const IMAGES: [&str; 4] = [
     "tessera/token-stash:latest",
     "tessera/session-jwt:latest",
     "tessera/redis:bookworm",
+    "tessera/wan-link:latest",
 ];
 const STASH_PORT: u16 = 7401;
 const STASH_ADMIN_PORT: u16 = 7481;
@@ -93,6 +97,8 @@ pub struct Deployment {
     /// `dc-a`, then `dc-b`.
     pub datacenters: [Datacenter; 2],
     wan: Network,
+    // Removed before the network they are on.
+    _wan_links: Vec<Container>,
     _dir: tempfile::TempDir,
 }
 
@@ -102,6 +108,16 @@ impl Deployment {
     /// Starts `dc-a` as `a` says and `dc-b` as `b` says, and waits until every service
     /// is ready. Fails loudly, saying what to do, if Docker or an image is missing.
     pub fn start(a: DatacenterSpec, b: DatacenterSpec) -> anyhow::Result<Self> {
+        Self::start_with_wan_delay(a, b, Duration::ZERO)
+    }
+
+    /// [`Deployment::start`], with every byte between the datacenters delayed by
+    /// `one_way` in each direction.
+    pub fn start_with_wan_delay(
+        a: DatacenterSpec,
+        b: DatacenterSpec,
+        one_way: Duration,
+    ) -> anyhow::Result<Self> {
         docker::require(&IMAGES)?;
         let run = format!(
             "tessera-{}-{}",
@@ -113,24 +129,58 @@ impl Deployment {
         // Session tokens' stash records are found by derivation in either datacenter.
         let session_secret = random_hex()?;
         let wan = Network::create(&format!("{run}-wan"))?;
-        let start = |dc: &str, peer: &str, spec: DatacenterSpec| {
+        let mut wan_links = Vec::new();
+        let mut peer_host = |service: &str, dc: &str, port: u16| -> anyhow::Result<String> {
+            let direct = format!("{service}-{dc}");
+            if one_way.is_zero() {
+                return Ok(direct);
+            }
+            let via = format!("wan-{service}-{dc}");
+            wan_links.push(Container::start(ContainerSpec {
+                name: format!("{run}-{via}"),
+                image: "tessera/wan-link:latest".into(),
+                args: vec![
+                    "--listen".into(),
+                    format!("0.0.0.0:{port}"),
+                    "--to".into(),
+                    format!("{direct}:{port}"),
+                    "--delay-ms".into(),
+                    one_way.as_millis().to_string(),
+                ],
+                network: wan.name().to_owned(),
+                alias: via.clone(),
+                ready_line: "tessera-wan-link ready:".into(),
+                ..ContainerSpec::default()
+            })?);
+            Ok(via)
+        };
+        let to_a = PeerHosts {
+            stash: peer_host("stash", "dc-a", STASH_PORT)?,
+            session: peer_host("session", "dc-a", SESSION_PORT)?,
+        };
+        let to_b = PeerHosts {
+            stash: peer_host("stash", "dc-b", STASH_PORT)?,
+            session: peer_host("session", "dc-b", SESSION_PORT)?,
+        };
+        let start = |dc: &str, peer: &str, peer_hosts: &PeerHosts, spec: DatacenterSpec| {
             start_datacenter(
                 &run,
                 dir.path(),
                 &pki,
                 &wan,
                 dc,
-                peer,
+                (peer, peer_hosts),
                 spec,
                 &session_secret,
             )
         };
-        let dc_a = start("dc-a", "dc-b", a)?;
-        let dc_b = start("dc-b", "dc-a", b)?;
+        let dc_a = start("dc-a", "dc-b", &to_b, a)?;
+        let dc_b = start("dc-b", "dc-a", &to_a, b)?;
         Ok(Deployment {
             pki,
             datacenters: [dc_a, dc_b],
             wan,
+            _wan_links: wan_links,
             _dir: dir,
         })
     }
@@ -192,6 +242,12 @@ impl Deployment {
     }
 }
 
+/// Where one datacenter's stash and session service are reached from the other.
+struct PeerHosts {
+    stash: String,
+    session: String,
+}
+
 #[allow(clippy::too_many_arguments)] // one call site, each argument named there
 fn start_datacenter(
     run: &str,
@@ -199,7 +255,7 @@ fn start_datacenter(
     pki: &TestPki,
     wan: &Network,
     dc: &str,
-    peer: &str,
+    (peer, peer_hosts): (&str, &PeerHosts),
     spec: DatacenterSpec,
     session_secret: &str,
 ) -> anyhow::Result<Datacenter> {
@@ -267,8 +323,9 @@ cert_file = "/etc/tessera/cert.pem"
 key_file = "/etc/tessera/key.pem"
 
 [peers.{peer}]
-url = "https://stash-{peer}:{STASH_PORT}"
-"#
+url = "https://{}:{STASH_PORT}"
+"#,
+            peer_hosts.stash
         ),
     )?;
     let stash = Container::start(service_spec(
@@ -303,8 +360,9 @@ cert_file = "/etc/tessera/cert.pem"
 key_file = "/etc/tessera/key.pem"
 
 [peers.{peer}]
-url = "https://session-{peer}:{SESSION_PORT}"
-"#
+url = "https://{}:{SESSION_PORT}"
+"#,
+            peer_hosts.session
         ),
     )?;
     own_for_service(&session_dir)?;

@@ -15,6 +15,18 @@ pub async fn deploy(a: DatacenterSpec, b: DatacenterSpec) -> Deployment {
         .expect("two datacenters start")
 }
 
+/// Starts two datacenters whose traffic to each other is delayed `one_way` each way.
+pub async fn deploy_over_wan(
+    a: DatacenterSpec,
+    b: DatacenterSpec,
+    one_way: std::time::Duration,
+) -> Deployment {
+    tokio::task::spawn_blocking(move || Deployment::start_with_wan_delay(a, b, one_way))
+        .await
+        .expect("start task")
+        .expect("two datacenters start")
+}
+
 /// A single-use code-like entry.
 pub fn code(value: &str, ttl_seconds: u32) -> pb::PutRequest {
     pb::PutRequest {

@@ -14,16 +14,17 @@ use super::{decode_record as decode, Sessions};
 use crate::revocation::{epoch_event, Revocation};
 use crate::SessionError;
 
-/// A peer's revocation as stored here: namespace, identity (what makes two copies one),
-/// the record, how long to keep it, the event, and the sessions it names.
-type PeerRecord = (
-    &'static str,
-    String,
-    Vec<u8>,
-    Duration,
-    RevocationEvent,
-    Vec<String>,
-);
+/// A peer's revocation as this datacenter stores and announces it.
+struct PeerRecord {
+    namespace: &'static str,
+    /// What makes two copies (from two replicas, or a replay) one stash entry.
+    identity: String,
+    record: Vec<u8>,
+    keep: Duration,
+    event: RevocationEvent,
+    /// The sessions it names (none for an epoch).
+    sids: Vec<String>,
+}
 
 impl Sessions {
     /// Revokes the session `refresh_token` belongs to, if it belongs to `audience` (or
@@ -155,7 +156,7 @@ impl Sessions {
         }
         let now = self.clock.now();
         let origin = revocation.origin.clone();
-        let (namespace, identity, bytes, keep, event, sids) = match revocation.event {
+        let taken_in = match revocation.event {
             RevocationEvent::Sessions { sids, until } => {
                 // The peer's clock judged `until`; keep the revocation at least a soft
                 // expiry by this datacenter's clock, in case the peer's runs behind.
@@ -165,30 +166,35 @@ impl Sessions {
                     until_unix_ms: kept_until.as_i64(),
                     origin_datacenter: origin.clone(),
                 };
-                let identity = format!("{origin}\0sessions\0{}\0{}", sids.join(","), until.0);
-                let keep = kept_until.saturating_since(now);
-                let event = RevocationEvent::Sessions {
-                    sids: sids.clone(),
-                    until: kept_until,
-                };
-                (
-                    "revoked",
-                    identity,
-                    record.encode_to_vec(),
-                    keep,
-                    event,
+                PeerRecord {
+                    namespace: "revoked",
+                    identity: format!("{origin}\0sessions\0{}\0{}", sids.join(","), until.0),
+                    record: record.encode_to_vec(),
+                    keep: kept_until.saturating_since(now),
+                    event: RevocationEvent::Sessions {
+                        sids: sids.clone(),
+                        until: kept_until,
+                    },
                     sids,
-                )
+                }
             }
             RevocationEvent::User { sub, before } => self.peer_epoch(&origin, sub, before),
             RevocationEvent::Global { before } => self.peer_epoch(&origin, String::new(), before),
         };
+        let PeerRecord {
+            namespace,
+            identity,
+            record,
+            keep,
+            event,
+            sids,
+        } = taken_in;
         let token = self.derive.token(&format!("peer-{namespace}"), &identity);
         self.stash
             .put_at(
                 &token,
                 namespace,
-                bytes,
+                record,
                 keep.max(Duration::from_secs(1)),
                 "all",
             )
@@ -206,17 +212,14 @@ impl Sessions {
             before_unix_ms: before.as_i64(),
             origin_datacenter: origin.to_owned(),
         };
-        let identity = format!("{origin}\0epoch\0{user_id}\0{}", before.0);
-        let keep = self.settings.lifetime + self.settings.soft_ttl;
-        let event = epoch_event(&user_id, before);
-        (
-            "epoch",
-            identity,
-            record.encode_to_vec(),
-            keep,
-            event,
-            Vec::new(),
-        )
+        PeerRecord {
+            namespace: "epoch",
+            identity: format!("{origin}\0epoch\0{user_id}\0{}", before.0),
+            record: record.encode_to_vec(),
+            keep: self.settings.lifetime + self.settings.soft_ttl,
+            event: epoch_event(&user_id, before),
+            sids: Vec::new(),
+        }
     }
 
     /// Deletes the records this datacenter holds of `sids` (revoked elsewhere), and
