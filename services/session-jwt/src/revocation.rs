@@ -172,6 +172,15 @@ impl RevocationFeed {
         Ok(new)
     }
 
+    /// Whether the stash entry `token` of `namespace` was already taken in.
+    pub(crate) fn has_seen(&self, namespace: &'static str, token: &str) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+            .is_some_and(|tokens| tokens.contains(token))
+    }
+
     pub(crate) fn mark_seen(&self, namespace: &'static str, token: String) {
         self.seen
             .lock()

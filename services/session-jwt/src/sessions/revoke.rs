@@ -159,8 +159,11 @@ impl Sessions {
         let taken_in = match revocation.event {
             RevocationEvent::Sessions { sids, until } => {
                 // The peer's clock judged `until`; keep the revocation at least a soft
-                // expiry by this datacenter's clock, in case the peer's runs behind.
-                let kept_until = until.max(now.saturating_add(self.settings.soft_ttl));
+                // expiry by this datacenter's clock, in case the peer's runs behind, and
+                // no longer than any session can last, whatever the peer said.
+                let kept_until = until
+                    .max(now.saturating_add(self.settings.soft_ttl))
+                    .min(now.saturating_add(self.settings.lifetime + self.settings.soft_ttl));
                 let record = pb::SessionsRevoked {
                     session_ids: sids.clone(),
                     until_unix_ms: kept_until.as_i64(),
@@ -190,6 +193,10 @@ impl Sessions {
             sids,
         } = taken_in;
         let token = self.derive.token(&format!("peer-{namespace}"), &identity);
+        // A replay of what was taken in already (kept under its own, adjusted times).
+        if self.revocations.has_seen(namespace, &token) {
+            return Ok(false);
+        }
         self.stash
             .put_at(
                 &token,

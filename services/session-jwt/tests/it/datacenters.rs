@@ -579,3 +579,26 @@ async fn forwarded_calls(admin: SocketAddr) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_revocation_lasting_forever_is_kept_only_as_long_as_a_session_can_live() {
+    let dcs = two_datacenters().await;
+    let b = &dcs.session(Side::B).sessions;
+    let forever = tessera_session_jwt::revocation::Revocation {
+        event: tessera_verify::RevocationEvent::Sessions {
+            sids: vec!["a-session".into()],
+            until: tessera_clock::UnixMillis(u64::MAX / 2),
+        },
+        origin: "dc-a".into(),
+    };
+    // Stored (the stash refuses entries over a day) and in force, not a stuck follower.
+    assert!(b
+        .take_in_from_peer(forever.clone())
+        .await
+        .expect("taken in"));
+    assert!(b.revocations().session_revoked("a-session"));
+    assert!(
+        !b.take_in_from_peer(forever).await.expect("a repeat"),
+        "taken in once"
+    );
+}
