@@ -33,3 +33,15 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<HttpRespon
         body: body.to_owned(),
     })
 }
+
+/// The sum of every sample of metric `name` (all its label sets) in Prometheus text.
+pub fn metric_sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -18,7 +18,7 @@ mod redis_server;
 mod webdriver;
 
 pub use browser::{Answer, Browser};
-pub use http::{http_get, HttpResponse};
+pub use http::{http_get, metric_sum, HttpResponse};
 pub use link::Link;
 pub use otlp::{OtlpCollector, ReceivedSpan};
 pub use pki::TestPki;

@@ -9,11 +9,7 @@ use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
 use crate::support::{code_of, deploy};
 
 fn forwarded(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("tessera_stash_forwarded_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    tessera_testkit::metric_sum(metrics, "tessera_stash_forwarded_total")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

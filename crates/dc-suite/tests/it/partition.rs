@@ -9,16 +9,7 @@ use tessera_proto::session::v1::revoke_request::Scope;
 use tessera_proto::stash::v1 as pb;
 use tessera_testkit::wait_until;
 
-use crate::support::{code_of, deploy, mint, redeem};
-
-fn issue(user: &str) -> session::IssueRequest {
-    session::IssueRequest {
-        user_id: user.into(),
-        user_name: String::new(),
-        audience: "wiki-a".into(),
-        parent_session_id: String::new(),
-    }
-}
+use crate::support::{code_of, deploy, issue, mint, redeem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_fails_closed_keeps_local_work_and_loses_nothing_when_it_heals() {

@@ -10,7 +10,7 @@ use tessera_dc_suite::DatacenterSpec;
 use tessera_proto::session::v1 as session;
 use tessera_proto::session::v1::revoke_request::Scope;
 
-use crate::support::{deploy_over_wan, mint, redeem};
+use crate::support::{deploy_over_wan, issue, mint, redeem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_revocations_in_one_datacenter_reach_the_other_and_their_lag_is_recorded() {
@@ -50,12 +50,7 @@ async fn revocation_lag(one_way: Duration) {
     let mut lags = Vec::with_capacity(100);
     for i in 0..100 {
         let minted = in_a
-            .issue(session::IssueRequest {
-                user_id: format!("user-{i}"),
-                user_name: String::new(),
-                audience: "wiki-a".into(),
-                parent_session_id: String::new(),
-            })
+            .issue(issue(&format!("user-{i}")))
             .await
             .expect("issued")
             .into_inner();

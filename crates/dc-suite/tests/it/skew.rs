@@ -4,7 +4,7 @@
 use tessera_dc_suite::DatacenterSpec;
 use tessera_proto::session::v1 as session;
 
-use crate::support::{deploy, mint, redeem};
+use crate::support::{deploy, issue, mint, redeem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_one_datacenter_five_minutes_ahead_codes_and_sessions_are_judged_at_home() {
@@ -38,12 +38,7 @@ async fn with_one_datacenter_five_minutes_ahead_codes_and_sessions_are_judged_at
         .sessions("dc-a")
         .await
         .expect("client")
-        .issue(session::IssueRequest {
-            user_id: "skewed".into(),
-            user_name: String::new(),
-            audience: "wiki-a".into(),
-            parent_session_id: String::new(),
-        })
+        .issue(issue("skewed"))
         .await
         .expect("issued")
         .into_inner();

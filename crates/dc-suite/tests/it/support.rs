@@ -27,6 +27,16 @@ pub async fn deploy_over_wan(
         .expect("two datacenters start")
 }
 
+/// A session for `user` at the site `wiki-a`.
+pub fn issue(user: &str) -> tessera_proto::session::v1::IssueRequest {
+    tessera_proto::session::v1::IssueRequest {
+        user_id: user.into(),
+        user_name: String::new(),
+        audience: "wiki-a".into(),
+        parent_session_id: String::new(),
+    }
+}
+
 /// A single-use code-like entry.
 pub fn code(value: &str, ttl_seconds: u32) -> pb::PutRequest {
     pb::PutRequest {

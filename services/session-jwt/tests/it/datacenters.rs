@@ -573,11 +573,7 @@ async fn forwarded_calls(admin: SocketAddr) -> f64 {
         .await
         .expect("metrics")
         .body;
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("tessera_stash_forwarded_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    tessera_testkit::metric_sum(&metrics, "tessera_stash_forwarded_total")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
