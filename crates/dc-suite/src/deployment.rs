@@ -86,7 +86,7 @@ pub struct Datacenter {
     pub session: Container,
     // Dropped after the services that use them.
     _redis: Option<Container>,
-    _network: Network,
+    network: Network,
 }
 
 /// Two datacenters, `dc-a` and `dc-b`, and the PKI their clients use.
@@ -96,9 +96,10 @@ pub struct Deployment {
     pub pki: TestPki,
     /// `dc-a`, then `dc-b`.
     pub datacenters: [Datacenter; 2],
-    wan: Network,
-    // Removed before the network they are on.
+    // Fields drop in order: the links leave the wan network before it is removed (a
+    // network with a container on it cannot be).
     _wan_links: Vec<Container>,
+    wan: Network,
     _dir: tempfile::TempDir,
 }
 
@@ -179,10 +180,21 @@ impl Deployment {
         Ok(Deployment {
             pki,
             datacenters: [dc_a, dc_b],
-            wan,
             _wan_links: wan_links,
+            wan,
             _dir: dir,
         })
+    }
+
+    /// The networks this deployment made (each datacenter's, and the wan).
+    pub fn network_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .datacenters
+            .iter()
+            .map(|dc| dc.network.name().to_owned())
+            .collect();
+        names.push(self.wan.name().to_owned());
+        names
     }
 
     /// Datacenter `name` (`dc-a` or `dc-b`).
@@ -381,7 +393,7 @@ url = "https://{}:{SESSION_PORT}"
         stash,
         session,
         _redis: redis,
-        _network: network,
+        network,
     })
 }
 

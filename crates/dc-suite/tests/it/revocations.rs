@@ -88,4 +88,14 @@ async fn revocation_lag(one_way: Duration) {
         ms(lags[lags.len() - 1])
     );
     assert_eq!(lags.len(), 100);
+
+    // Nothing outlives the deployment: its containers and networks are gone.
+    let networks = dcs.network_names();
+    drop(dcs);
+    for network in networks {
+        assert!(
+            tessera_dc_suite::docker::docker(&["network", "inspect", &network]).is_err(),
+            "network {network} was left behind"
+        );
+    }
 }
