@@ -155,14 +155,13 @@ impl Deployment {
             })?);
             Ok(via)
         };
-        let to_a = PeerHosts {
-            stash: peer_host("stash", "dc-a", STASH_PORT)?,
-            session: peer_host("session", "dc-a", SESSION_PORT)?,
+        let mut peer_hosts = |dc: &str| -> anyhow::Result<PeerHosts> {
+            Ok(PeerHosts {
+                stash: peer_host("stash", dc, STASH_PORT)?,
+                session: peer_host("session", dc, SESSION_PORT)?,
+            })
         };
-        let to_b = PeerHosts {
-            stash: peer_host("stash", "dc-b", STASH_PORT)?,
-            session: peer_host("session", "dc-b", SESSION_PORT)?,
-        };
+        let (to_a, to_b) = (peer_hosts("dc-a")?, peer_hosts("dc-b")?);
         let start = |dc: &str, peer: &str, peer_hosts: &PeerHosts, spec: DatacenterSpec| {
             start_datacenter(
                 &run,
