@@ -1,8 +1,10 @@
-//! Two datacenters of Tessera's gRPC tier in containers built here: in each, a token
-//! stash (embedded, or on a Redis of its own) and a session service, on the datacenter's
-//! own network; the stashes and session services of both also share a "wan" network, the
-//! only way between the datacenters, which a test parts and heals. With a WAN delay, each
-//! datacenter's services are reached from the other through delaying proxies
+//! Two datacenters of Tessera in containers built here: in each, a token stash (embedded,
+//! or on a Redis of its own), a session service, an audit service, a login service and a
+//! demo site, on the datacenter's own network; one user directory in PostgreSQL serves
+//! both. The stashes, session services and login services of both also share a "wan"
+//! network, the only way between the datacenters (and to the directory and the sites'
+//! public fronts), which a test parts and heals. With a WAN delay, each datacenter's
+//! stash and session service are reached from the other through delaying proxies
 //! (`tessera-wan-link`) on that network.
 
 use std::path::{Path, PathBuf};
@@ -10,16 +12,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tessera_mtls::DevCa;
 use tessera_proto::session::v1::session_jwt_client::SessionJwtClient;
 use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
-use tessera_testkit::TestPki;
+use tessera_testkit::{Browser, TestPki};
 use tonic::transport::Channel;
 
 use crate::docker::{self, Container, ContainerSpec, Network};
+use crate::web::{self, Directory, WebContext, WebTier, AUDIT_SECTION, TLS_SECTION};
 
 /// The user the service images run as.
 const SERVICE_UID: u32 = 10001;
-/// The images a deployment starts.
+/// The images of the gRPC tier (the web tier's are [`web::IMAGES`]).
 pub const IMAGES: [&str; 4] = [
     "tessera/token-stash:latest",
     "tessera/session-jwt:latest",
@@ -47,6 +51,9 @@ pub struct DatacenterSpec {
     pub backend: Backend,
     /// A simulated clock offset for every service of the datacenter, seconds.
     pub clock_offset_seconds: Option<i64>,
+    /// The session service's access-token lifetime (soft expiry), seconds, if not its
+    /// default: load runs shorten it so sessions age, and refresh, within a run.
+    pub access_token_seconds: Option<u64>,
 }
 
 impl DatacenterSpec {
@@ -55,6 +62,7 @@ impl DatacenterSpec {
         DatacenterSpec {
             backend: Backend::Embedded,
             clock_offset_seconds: None,
+            access_token_seconds: None,
         }
     }
 
@@ -63,6 +71,7 @@ impl DatacenterSpec {
         DatacenterSpec {
             backend: Backend::Redis,
             clock_offset_seconds: None,
+            access_token_seconds: None,
         }
     }
 
@@ -70,6 +79,14 @@ impl DatacenterSpec {
     pub fn skewed(self, seconds: i64) -> Self {
         DatacenterSpec {
             clock_offset_seconds: Some(seconds),
+            ..self
+        }
+    }
+
+    /// The same, with access tokens that soft-expire after `seconds`.
+    pub fn with_access_token_seconds(self, seconds: u64) -> Self {
+        DatacenterSpec {
+            access_token_seconds: Some(seconds),
             ..self
         }
     }
@@ -84,6 +101,8 @@ pub struct Datacenter {
     pub stash: Container,
     /// Its session service.
     pub session: Container,
+    /// Its audit, login service and demo site.
+    pub web: WebTier,
     // Dropped after the services that use them.
     _redis: Option<Container>,
     network: Network,
@@ -96,11 +115,14 @@ pub struct Deployment {
     pub pki: TestPki,
     /// `dc-a`, then `dc-b`.
     pub datacenters: [Datacenter; 2],
+    /// The user directory both datacenters' login services share, with the user's
+    /// password and the sites' credentials.
+    pub directory: Directory,
     // Fields drop in order: the links leave the wan network before it is removed (a
     // network with a container on it cannot be).
     _wan_links: Vec<Container>,
     wan: Network,
-    _dir: tempfile::TempDir,
+    files: tempfile::TempDir,
 }
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
@@ -119,7 +141,24 @@ impl Deployment {
         b: DatacenterSpec,
         one_way: Duration,
     ) -> anyhow::Result<Self> {
+        Self::start_inner(a, b, one_way, false)
+    }
+
+    /// [`Deployment::start`], with the public fronts (the sites', and each datacenter's
+    /// login) also published on port 443 of loopback addresses of their own (see
+    /// [`web::people_address`]), for a person's browser. One at a time per machine.
+    pub fn start_for_people(a: DatacenterSpec, b: DatacenterSpec) -> anyhow::Result<Self> {
+        Self::start_inner(a, b, Duration::ZERO, true)
+    }
+
+    fn start_inner(
+        a: DatacenterSpec,
+        b: DatacenterSpec,
+        one_way: Duration,
+        for_people: bool,
+    ) -> anyhow::Result<Self> {
         docker::require(&IMAGES)?;
+        docker::require(&web::IMAGES)?;
         let run = format!(
             "tessera-{}-{}",
             std::process::id(),
@@ -130,6 +169,12 @@ impl Deployment {
         // Session tokens' stash records are found by derivation in either datacenter.
         let session_secret = random_hex()?;
         let wan = Network::create(&format!("{run}-wan"))?;
+        let directory = Directory::start(&run, &wan)?;
+        let web_ca = DevCa::generate("Tessera test web CA")?;
+        // One issuer in both datacenters: the login services share their keys.
+        let login_secrets = dir.path().join("login-secrets");
+        std::fs::create_dir_all(&login_secrets)?;
+        own_for_service(&login_secrets)?;
         let mut wan_links = Vec::new();
         let mut peer_host = |service: &str, dc: &str, port: u16| -> anyhow::Result<String> {
             let direct = format!("{service}-{dc}");
@@ -163,25 +208,39 @@ impl Deployment {
         };
         let (to_a, to_b) = (peer_hosts("dc-a")?, peer_hosts("dc-b")?);
         let start = |dc: &str, peer: &str, peer_hosts: &PeerHosts, spec: DatacenterSpec| {
-            start_datacenter(
-                &run,
-                dir.path(),
-                &pki,
-                &wan,
-                dc,
-                (peer, peer_hosts),
-                spec,
-                &session_secret,
-            )
+            let network = Network::create(&format!("{run}-{dc}"))?;
+            let env = datacenter_env(spec);
+            let cx = WebContext {
+                run: &run,
+                dir: dir.path(),
+                pki: &pki,
+                web_ca: &web_ca,
+                wan: &wan,
+                directory: &directory,
+                login_secrets: &login_secrets,
+                for_people,
+                env: &env,
+            };
+            start_datacenter(&cx, network, dc, (peer, peer_hosts), spec, &session_secret)
         };
         let dc_a = start("dc-a", "dc-b", &to_b, a)?;
         let dc_b = start("dc-b", "dc-a", &to_a, b)?;
+        // Linked: each session service follows its peer's revocations, each login its
+        // own session service's.
+        for dc in [&dc_a, &dc_b] {
+            dc.session
+                .wait_for_line("following the peer datacenter's revocations", 1)?;
+            dc.web
+                .login
+                .wait_for_line("following the session service's revocations", 1)?;
+        }
         Ok(Deployment {
             pki,
             datacenters: [dc_a, dc_b],
+            directory,
             _wan_links: wan_links,
             wan,
-            _dir: dir,
+            files: dir,
         })
     }
 
@@ -224,6 +283,17 @@ impl Deployment {
         Ok(SessionJwtClient::new(channel))
     }
 
+    /// Where `dc`'s login, session service and stash serve `/metrics` on this machine.
+    pub fn metrics_urls(&self, dc: &str) -> anyhow::Result<[String; 3]> {
+        let datacenter = self.dc(dc);
+        let url = |addr: std::net::SocketAddr| format!("http://{addr}/metrics");
+        Ok([
+            url(datacenter.web.login.host_addr(web::LOGIN_ADMIN_PORT)?),
+            url(datacenter.session.host_addr(SESSION_ADMIN_PORT)?),
+            url(datacenter.stash.host_addr(STASH_ADMIN_PORT)?),
+        ])
+    }
+
     /// `dc`'s stash metrics (Prometheus text).
     pub async fn stash_metrics(&self, dc: &str) -> anyhow::Result<String> {
         let addr = self.dc(dc).stash.host_addr(STASH_ADMIN_PORT)?;
@@ -236,11 +306,13 @@ impl Deployment {
         Ok(tessera_testkit::http_get(addr, "/metrics").await?.body)
     }
 
-    /// Parts `dc-a` from `dc-b`: `dc-a`'s services leave the only network between them.
+    /// Parts `dc-a` from `dc-b` (and from the directory, which is across the wan):
+    /// `dc-a`'s services leave the only network between them.
     pub fn partition(&self) -> anyhow::Result<()> {
         let a = self.dc("dc-a");
         self.wan.disconnect(&a.stash)?;
         self.wan.disconnect(&a.session)?;
+        self.wan.disconnect(&a.web.login)?;
         Ok(())
     }
 
@@ -249,7 +321,58 @@ impl Deployment {
         let a = self.dc("dc-a");
         self.wan.connect(&a.stash, "stash-dc-a")?;
         self.wan.connect(&a.session, "session-dc-a")?;
+        self.wan.connect(&a.web.login, "login-dc-a")?;
         Ok(())
+    }
+
+    /// Where the host reaches `dc`'s login service (plain HTTP, as behind its TLS front).
+    pub fn login_base(&self, dc: &str) -> anyhow::Result<String> {
+        let addr = self.dc(dc).web.login.host_addr(web::LOGIN_PORT)?;
+        Ok(format!("http://{addr}"))
+    }
+
+    /// `dc`'s login service metrics (Prometheus text).
+    pub async fn login_metrics(&self, dc: &str) -> anyhow::Result<String> {
+        let addr = self.dc(dc).web.login.host_addr(web::LOGIN_ADMIN_PORT)?;
+        Ok(tessera_testkit::http_get(addr, "/metrics").await?.body)
+    }
+
+    /// The web CA's certificate, which the sites' and logins' fronts chain to.
+    pub fn web_ca_file(&self) -> PathBuf {
+        self.files.path().join("login-dc-a").join("web-ca.pem")
+    }
+
+    /// The audit service's admin token of `dc` (for its dashboard).
+    pub fn audit_admin_token(&self, dc: &str) -> anyhow::Result<String> {
+        let path = self
+            .files
+            .path()
+            .join(format!("audit-{dc}"))
+            .join("secrets")
+            .join("admin.token");
+        Ok(std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_owned())
+    }
+
+    /// The routes of a person whose name resolver sends them to `dc`'s login service:
+    /// the login origin to it, and each site's origin to that site.
+    pub fn routes_near(&self, dc: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let mut routes = vec![(web::LOGIN_ORIGIN.to_owned(), self.login_base(dc)?)];
+        for datacenter in &self.datacenters {
+            let addr = datacenter.web.site.host_addr(web::SITE_PORT)?;
+            routes.push((
+                web::site_origin(&web::site_of(&datacenter.name)),
+                format!("http://{addr}"),
+            ));
+        }
+        Ok(routes)
+    }
+
+    /// A fresh browser of a person routed to `dc`.
+    pub fn browser_near(&self, dc: &str) -> anyhow::Result<Browser> {
+        Browser::routed(&self.routes_near(dc)?)
     }
 }
 
@@ -259,25 +382,34 @@ struct PeerHosts {
     session: String,
 }
 
-#[allow(clippy::too_many_arguments)] // one call site, each argument named there
+/// The environment of every service of a datacenter: its simulated clock offset.
+/// What every container of a datacenter gets in its environment beyond its config.
+fn datacenter_env(spec: DatacenterSpec) -> Vec<(String, String)> {
+    let clock = spec.clock_offset_seconds.map(|seconds| {
+        (
+            "TESSERA_SIMULATION_CLOCK_OFFSET_SECONDS".to_owned(),
+            seconds.to_string(),
+        )
+    });
+    let access = spec.access_token_seconds.map(|seconds| {
+        (
+            "TESSERA_SESSION__ACCESS_TOKEN_SECONDS".to_owned(),
+            seconds.to_string(),
+        )
+    });
+    clock.into_iter().chain(access).collect()
+}
+
 fn start_datacenter(
-    run: &str,
-    dir: &Path,
-    pki: &TestPki,
-    wan: &Network,
+    cx: &WebContext<'_>,
+    network: Network,
     dc: &str,
     (peer, peer_hosts): (&str, &PeerHosts),
     spec: DatacenterSpec,
     session_secret: &str,
 ) -> anyhow::Result<Datacenter> {
-    let network = Network::create(&format!("{run}-{dc}"))?;
-    let mut env = Vec::new();
-    if let Some(seconds) = spec.clock_offset_seconds {
-        env.push((
-            "TESSERA_SIMULATION_CLOCK_OFFSET_SECONDS".to_owned(),
-            seconds.to_string(),
-        ));
-    }
+    let (run, dir, pki, wan, env) = (cx.run, cx.dir, cx.pki, cx.wan, cx.env);
+    let audit = web::start_audit(cx, &network, dc)?;
     let redis = match spec.backend {
         Backend::Embedded => None,
         Backend::Redis => Some(Container::start(ContainerSpec {
@@ -328,11 +460,8 @@ log_format = "json"
 [tokens]
 seal_key_file = "/etc/tessera/seal.key"
 
-[tls]
-ca_file = "/etc/tessera/ca.pem"
-cert_file = "/etc/tessera/cert.pem"
-key_file = "/etc/tessera/key.pem"
-
+{AUDIT_SECTION}
+{TLS_SECTION}
 [peers.{peer}]
 url = "https://{}:{STASH_PORT}"
 "#,
@@ -345,7 +474,7 @@ url = "https://{}:{STASH_PORT}"
         &stash_dir,
         &network,
         "stash",
-        &env,
+        env,
         [STASH_PORT, STASH_ADMIN_PORT],
     ))?;
     wan.connect(&stash, &format!("stash-{dc}"))?;
@@ -365,11 +494,8 @@ secret_file = "/etc/tessera/secret.key"
 url = "https://stash:{STASH_PORT}"
 datacenter = "{dc}"
 
-[tls]
-ca_file = "/etc/tessera/ca.pem"
-cert_file = "/etc/tessera/cert.pem"
-key_file = "/etc/tessera/key.pem"
-
+{AUDIT_SECTION}
+{TLS_SECTION}
 [peers.{peer}]
 url = "https://{}:{SESSION_PORT}"
 "#,
@@ -383,14 +509,16 @@ url = "https://{}:{SESSION_PORT}"
         &session_dir,
         &network,
         "session",
-        &env,
+        env,
         [SESSION_PORT, SESSION_ADMIN_PORT],
     ))?;
     wan.connect(&session, &format!("session-{dc}"))?;
+    let web = web::start_web(cx, &network, dc, audit)?;
     Ok(Datacenter {
         name: dc.to_owned(),
         stash,
         session,
+        web,
         _redis: redis,
         network,
     })
@@ -417,13 +545,19 @@ fn service_spec(
         env: env.to_vec(),
         ports: ports.to_vec(),
         user: None,
+        fixed_ports: Vec::new(),
         ready_line: "ready: grpc=".into(),
     }
 }
 
 /// A directory for one container, mounted at `/etc/tessera`: the CA, the service's
 /// certificate and key, and room for its state, owned by the image's user.
-fn service_dir(dir: &Path, pki: &TestPki, name: &str, service: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn service_dir(
+    dir: &Path,
+    pki: &TestPki,
+    name: &str,
+    service: &str,
+) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
     std::fs::create_dir_all(&path)?;
     let files = pki.files(service);
@@ -434,7 +568,7 @@ fn service_dir(dir: &Path, pki: &TestPki, name: &str, service: &str) -> anyhow::
     Ok(path)
 }
 
-fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     own_for_service(path)
 }
@@ -442,7 +576,7 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Gives `path` (and what is under it) to the image's user, so the service can read its
 /// key and write its state; without root, opens it to everyone instead (a throwaway
 /// test directory).
-fn own_for_service(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn own_for_service(path: &Path) -> anyhow::Result<()> {
     let as_root = std::os::unix::fs::chown(path, Some(SERVICE_UID), Some(SERVICE_UID)).is_ok();
     if !as_root {
         use std::os::unix::fs::PermissionsExt as _;
@@ -457,7 +591,7 @@ fn own_for_service(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn random_hex() -> anyhow::Result<String> {
+pub(crate) fn random_hex() -> anyhow::Result<String> {
     let mut file = std::fs::File::open("/dev/urandom")?;
     let mut buffer = [0u8; 32];
     std::io::Read::read_exact(&mut file, &mut buffer)?;

@@ -43,6 +43,52 @@ pub fn require(images: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `image` once to completion on `network`, with `env`, `args` after its entry point
+/// and `stdin` on its standard input; what it printed on standard output.
+pub fn run_once(
+    image: &str,
+    network: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    let mut command = Command::new("docker");
+    command.args([
+        "run",
+        "--rm",
+        "--interactive",
+        "--label",
+        "tessera-dc-suite=1",
+        "--network",
+        network,
+    ]);
+    for (key, value) in env {
+        command.args(["--env", &format!("{key}={value}")]);
+    }
+    command.arg(image).args(args);
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run the docker command: is Docker installed?")?;
+    child
+        .stdin
+        .take()
+        .context("no stdin to write to")?
+        .write_all(stdin.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "{image} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
 /// A user-defined network, removed on drop.
 #[derive(Debug)]
 pub struct Network {
@@ -108,6 +154,8 @@ pub struct ContainerSpec {
     pub env: Vec<(String, String)>,
     /// Container ports published on the host's loopback, on ports the engine picks.
     pub ports: Vec<u16>,
+    /// Container ports published at fixed host addresses: (`127.0.0.2:443`, 443).
+    pub fixed_ports: Vec<(String, u16)>,
     /// Run as this user instead of the image's.
     pub user: Option<String>,
     /// The text its output contains once it is ready.
@@ -143,6 +191,9 @@ impl Container {
         }
         for port in &spec.ports {
             args.extend(["--publish".into(), format!("127.0.0.1::{port}")]);
+        }
+        for (host, port) in &spec.fixed_ports {
+            args.extend(["--publish".into(), format!("{host}:{port}")]);
         }
         if let Some(user) = &spec.user {
             args.extend(["--user".into(), user.clone()]);
@@ -207,10 +258,15 @@ impl Container {
     }
 
     fn wait_for_ready_count(&self, count: usize) -> anyhow::Result<()> {
+        self.wait_for_line(&self.spec.ready_line, count)
+    }
+
+    /// Waits until the container has printed `text` at least `count` times.
+    pub fn wait_for_line(&self, text: &str, count: usize) -> anyhow::Result<()> {
         let deadline = SystemClock.instant() + READY_LIMIT;
         loop {
             let logs = self.logs();
-            if logs.matches(&self.spec.ready_line).count() >= count {
+            if logs.matches(text).count() >= count {
                 return Ok(());
             }
             let running = docker(&["inspect", "--format", "{{.State.Running}}", self.name()])?;
@@ -222,9 +278,8 @@ impl Container {
             }
             if SystemClock.instant() > deadline {
                 bail!(
-                    "{} printed no {:?} within {READY_LIMIT:?}; it printed:\n{logs}",
+                    "{} printed no {text:?} within {READY_LIMIT:?}; it printed:\n{logs}",
                     self.name(),
-                    self.spec.ready_line
                 );
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -4,5 +4,7 @@
 
 pub mod deployment;
 pub mod docker;
+pub mod web;
 
 pub use deployment::{Backend, DatacenterSpec, Deployment};
+pub use web::{SiteCredentials, LOGIN_ORIGIN, USER};

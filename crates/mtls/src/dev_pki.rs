@@ -123,6 +123,28 @@ impl DevCa {
         self.issue_inner(identity, &[], not_before, not_after)
     }
 
+    /// Issues a year's web server certificate for `host`: its DNS name only, for serving
+    /// only. What a site's `https://` front presents in tests and development, from a
+    /// CA of its own (the web's PKI is not Tessera's internal one).
+    pub fn issue_web_server(&self, host: &str) -> Result<IssuedCertificate, MtlsError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, host);
+        params.distinguished_name = name;
+        params.subject_alt_names = vec![SanType::DnsName(host.try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + DEV_CERT_LIFETIME;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(IssuedCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
     fn issue_inner(
         &self,
         identity: &ServiceIdentity,

@@ -61,6 +61,8 @@ impl Answer {
 pub struct Browser {
     http: reqwest::Client,
     jar: BTreeMap<String, String>,
+    /// Public origins reached at other addresses: (origin, base URL sent to instead).
+    routes: Vec<(String, String)>,
 }
 
 impl Browser {
@@ -71,7 +73,53 @@ impl Browser {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             jar: BTreeMap::new(),
+            routes: Vec::new(),
         })
+    }
+
+    /// A browser that reaches each public `origin` of `routes` at its base URL instead,
+    /// as a name resolver and a TLS front would take it there: the pages, the `Origin`
+    /// header and the cookies stay those of the public origin (e.g. a login service at
+    /// `https://login.example.test` reached at `http://127.0.0.1:32768`).
+    pub fn routed(routes: &[(String, String)]) -> anyhow::Result<Self> {
+        let mut browser = Browser::new()?;
+        browser.set_routes(routes);
+        Ok(browser)
+    }
+
+    /// Replaces the routes (e.g. the person's name resolver now answers with another
+    /// datacenter); the cookies stay.
+    pub fn set_routes(&mut self, routes: &[(String, String)]) {
+        self.routes = routes
+            .iter()
+            .map(|(origin, base)| {
+                (
+                    origin.trim_end_matches('/').to_owned(),
+                    base.trim_end_matches('/').to_owned(),
+                )
+            })
+            .collect();
+    }
+
+    /// The `Cookie` header this browser sends (every cookie it holds).
+    pub fn cookie_header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Where a request for `url` is sent.
+    fn wire_url(&self, url: &str) -> String {
+        for (origin, base) in &self.routes {
+            if let Some(rest) = url.strip_prefix(origin.as_str()) {
+                if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+                    return format!("{base}{rest}");
+                }
+            }
+        }
+        url.to_owned()
     }
 
     /// The cookie `name`, if held.
@@ -82,14 +130,6 @@ impl Browser {
     /// Sets a cookie by hand (e.g. to replay an old one).
     pub fn set_cookie(&mut self, name: &str, value: &str) {
         self.jar.insert(name.to_owned(), value.to_owned());
-    }
-
-    fn cookie_header(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
     }
 
     fn absorb(&mut self, answer: &Answer) {
@@ -125,7 +165,7 @@ impl Browser {
     pub async fn get(&mut self, url: &str) -> anyhow::Result<Answer> {
         let response = self
             .http
-            .get(url)
+            .get(self.wire_url(url))
             .header("cookie", self.cookie_header())
             .send()
             .await?;
@@ -159,7 +199,7 @@ impl Browser {
         };
         let mut request = self
             .http
-            .post(url)
+            .post(self.wire_url(url))
             .header("origin", origin)
             .header("sec-fetch-site", fetch_site)
             .form(form);

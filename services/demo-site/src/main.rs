@@ -27,6 +27,10 @@ struct Cli {
     /// The login service's public URL.
     #[arg(long, env = "DEMO_LOGIN_URL", default_value = "http://localhost:7400")]
     login_url: String,
+    /// Where the site's back end reaches the login service, when not at its public URL
+    /// (e.g. a plain-HTTP address behind the TLS front, inside a datacenter).
+    #[arg(long, env = "DEMO_LOGIN_API_URL")]
+    login_api_url: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,7 +45,7 @@ fn main() -> anyhow::Result<()> {
         client_id: cli.client_id.clone(),
         client_secret: secret.trim().to_owned(),
         public_url: cli.public_url.clone(),
-        login_api_url: cli.login_url.clone(),
+        login_api_url: cli.login_api_url.unwrap_or_else(|| cli.login_url.clone()),
         login_url: cli.login_url,
     };
     tessera_telemetry::run_service("demo-site", LogFormat::default(), async move {

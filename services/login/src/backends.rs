@@ -156,6 +156,16 @@ impl Backends {
             .map_err(SessionRefusal::from_status)
     }
 
+    /// Every revocation in force at the session service, then each new one as it is made.
+    pub async fn revocations(&self) -> Result<tonic::Streaming<pb::Revocation>, SessionRefusal> {
+        self.sessions
+            .clone()
+            .stream_revocations(pb::StreamRevocationsRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(SessionRefusal::from_status)
+    }
+
     /// The session service's published keys.
     pub async fn session_jwks(&self) -> Result<tessera_verify::Jwks, LoginError> {
         let reply = self

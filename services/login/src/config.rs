@@ -66,6 +66,9 @@ pub struct LoginConfig {
     pub trusted_proxies: Vec<String>,
     /// How long a back-channel logout POST to one site may take, milliseconds.
     pub backchannel_timeout_ms: u64,
+    /// CA certificates (PEM) trusted for back-channel logout deliveries besides the
+    /// public web's roots, for sites whose certificates a private CA issued.
+    pub backchannel_ca_file: Option<PathBuf>,
     /// The session service.
     pub session_jwt: Upstream,
     /// The token stash.
@@ -116,6 +119,7 @@ impl Default for LoginConfig {
             client_ip_header: None,
             trusted_proxies: Vec::new(),
             backchannel_timeout_ms: 2000,
+            backchannel_ca_file: None,
             session_jwt: Upstream {
                 url: "https://127.0.0.1:7402".into(),
                 datacenter: default_datacenter(),

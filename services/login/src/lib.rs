@@ -19,6 +19,7 @@ pub mod flow;
 pub mod http;
 pub mod metrics;
 pub mod password;
+pub mod peer_logout;
 pub mod ratelimit;
 pub mod server;
 pub mod signing;

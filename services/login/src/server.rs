@@ -67,6 +67,8 @@ pub async fn start(
         metrics.clone(),
         audit,
     )?);
+    // Sign-outs made in a peer datacenter reach the sites of this one's site sessions.
+    tokio::spawn(crate::peer_logout::follow(state.clone()));
     let scaffold = Scaffold::new(listeners, Arc::new(metrics.registry.clone()))?;
     let app = http::router(state.clone());
     Ok(scaffold.http(state, app, shutdown))

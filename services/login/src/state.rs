@@ -70,11 +70,7 @@ impl AppState {
         audit: tessera_audit_client::AuditSink,
     ) -> Result<Self, crate::LoginError> {
         let minute = Duration::from_secs(60);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.backchannel_timeout_ms))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| crate::LoginError::Config(format!("HTTP client: {e}")))?;
+        let http = backchannel_client(&config)?;
         Ok(AppState {
             issuer: config.issuer(),
             ip_limiter: RateLimiter::new(config.attempts_per_ip_per_minute, minute),
@@ -170,5 +166,59 @@ pub fn user_agent_class(user_agent: &str) -> &'static str {
         "browser"
     } else {
         "app"
+    }
+}
+
+/// The client of back-channel logout deliveries: sites' `https://` addresses, trusting
+/// the public web's roots and `backchannel_ca_file`'s; never following a redirect.
+fn backchannel_client(config: &LoginConfig) -> Result<reqwest::Client, crate::LoginError> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(Duration::from_millis(config.backchannel_timeout_ms))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &config.backchannel_ca_file {
+        let bad = |why: String| {
+            crate::LoginError::Config(format!("backchannel_ca_file {}: {why}", path.display()))
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| bad(format!("not PEM certificates ({e})")))?;
+        if roots.is_empty() {
+            return Err(bad("holds no certificate".into()));
+        }
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| crate::LoginError::Config(format!("HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_ca_file(path: &std::path::Path) -> Result<reqwest::Client, crate::LoginError> {
+        backchannel_client(&LoginConfig {
+            backchannel_ca_file: Some(path.to_owned()),
+            ..LoginConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_backchannel_ca_file_that_is_missing_or_holds_no_certificate_stops_the_start() {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("missing.pem");
+        let err = with_ca_file(&missing).expect_err("a missing file");
+        assert!(err.to_string().contains("backchannel_ca_file"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").expect("write");
+        let err = with_ca_file(&empty).expect_err("no certificate");
+        assert!(err.to_string().contains("holds no certificate"), "{err}");
+        let ca = dir.path().join("ca.pem");
+        let web_ca = tessera_mtls::DevCa::generate("A site's CA").expect("CA");
+        std::fs::write(&ca, web_ca.cert_pem()).expect("write");
+        assert!(with_ca_file(&ca).is_ok());
     }
 }

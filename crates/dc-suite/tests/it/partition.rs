@@ -1,14 +1,17 @@
 //! Scenario 4: parting the datacenters. A code that could be redeemed twice fails closed,
-//! naming the unreachable datacenter; what is local keeps working; after the heal no code
+//! naming the unreachable datacenter, at the stash and at the login's `/token`; what is
+//! local keeps working, a person's sign-in included; after the heal no code
 //! was redeemed twice, none acknowledged was lost, and revocations made during the
 //! partition are honoured on both sides.
 
+use tessera_dc_suite::web::site_origin;
 use tessera_dc_suite::DatacenterSpec;
 use tessera_proto::session::v1 as session;
 use tessera_proto::session::v1::revoke_request::Scope;
 use tessera_proto::stash::v1 as pb;
 use tessera_testkit::wait_until;
 
+use crate::people::{sign_in_on_site, Pkce, SiteBackEnd, SIGNED_IN};
 use crate::support::{code_of, deploy, issue, mint, redeem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +32,36 @@ async fn a_partition_fails_closed_keeps_local_work_and_loses_nothing_when_it_hea
         .expect("issued")
         .into_inner();
 
+    // A person near dc-a signs in; dc-a's login mints a code for wiki-b, hosted in dc-b.
+    let mut near_a = dcs.browser_near("dc-a").expect("browser");
+    let page = sign_in_on_site(&mut near_a, &dcs, &site_origin("wiki-a")).await;
+    assert!(page.contains(SIGNED_IN), "{page}");
+    let wiki_b = SiteBackEnd::new(dcs.directory.site("wiki-b"));
+    let (login_a, login_b) = (
+        dcs.login_base("dc-a").expect("login"),
+        dcs.login_base("dc-b").expect("login"),
+    );
+    let pkce = Pkce::new("parted");
+    let web_code = wiki_b.code(&login_a, &near_a.cookie_header(), &pkce).await;
+
     dcs.partition().expect("partition");
+    // wiki-b's back end cannot redeem it at dc-b's login: the answer names dc-a.
+    let (status, body) = wiki_b.redeem(&login_b, &web_code, &pkce).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body}"
+    );
+    let description = body["error_description"].as_str().unwrap_or_default();
+    assert!(description.contains("dc-a"), "{description}");
+    // A person near dc-b signs in with the form: the directory is on dc-b's side.
+    let mut near_b = dcs.browser_near("dc-b").expect("browser");
+    let page = sign_in_on_site(&mut near_b, &dcs, &site_origin("wiki-b")).await;
+    assert!(
+        page.contains(SIGNED_IN),
+        "sign-ins local to dc-b work: {page}"
+    );
+    println!("partitioned: dc-b's login refused a dc-a code with {status} \"{description}\"; a person signed in on wiki-b in dc-b");
     // Minted in A during the partition: acknowledged, so never lost.
     let minted_in_a = mint(&stash_a, 100, 120, "parted-a").await;
     // B cannot redeem them: the error names A, and nothing is answered NOT_FOUND.
@@ -69,6 +101,11 @@ async fn a_partition_fails_closed_keeps_local_work_and_loses_nothing_when_it_hea
     println!("partitioned: dc-b refused {} dc-a codes naming dc-a, redeemed 50 of its own; both revoked a session", answers.len());
 
     dcs.heal().expect("heal");
+    // The code the partition held up redeems once the link is back (within its minute).
+    let (status, body) = wiki_b.redeem(&login_b, &web_code, &pkce).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = wiki_b.redeem(&login_a, &web_code, &pkce).await;
+    assert_eq!(status, 400, "and only once");
     // Every acknowledged code redeems exactly once, wherever it is presented.
     let after_heal = redeem(&stash_b, &minted_in_a).await;
     let redeemed = after_heal.iter().filter(|a| a.is_ok()).count();

@@ -58,6 +58,22 @@ impl OAuthError {
     }
 }
 
+/// A redemption that got no answer: a code minted in another datacenter is decided only
+/// there, so when that is where the answer failed, the error names it.
+fn unavailable_for_code(state: &AppState, code: &str, err: &LoginError) -> OAuthError {
+    let home = code
+        .split_once('.')
+        .map_or("", |(datacenter, _)| datacenter);
+    let mut error = OAuthError::unavailable(err);
+    let foreign = !home.is_empty() && home != state.config.stash.datacenter;
+    if foreign && err.to_string().contains(home) {
+        error.description = format!(
+            "the datacenter that issued this code ({home}) cannot be reached; start the sign-in again shortly"
+        );
+    }
+    error
+}
+
 impl OAuthError {
     /// `invalid_request`, for the other OAuth endpoints.
     pub fn invalid_request_public(description: impl Into<String>) -> Self {
@@ -239,7 +255,7 @@ async fn authorization_code(
     };
     let redeemed = codes::redeem(state, code, presented)
         .await
-        .map_err(|e| OAuthError::unavailable(&e))?;
+        .map_err(|e| unavailable_for_code(state, code, &e))?;
     let grant = match redeemed {
         Ok(grant) => grant,
         Err(CodeRefusal::Expired) => {

@@ -3,8 +3,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tessera_login::test_util::LoginStack;
+pub use tessera_testkit::Pkce;
 use tessera_testkit::{Answer, Browser};
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -15,27 +15,6 @@ pub struct Site {
     pub client_id: String,
     pub secret: String,
     pub redirect_uri: String,
-}
-
-/// One authorization request's secrets.
-#[derive(Debug, Clone)]
-pub struct Pkce {
-    pub verifier: String,
-    pub challenge: String,
-    pub state: String,
-    pub nonce: String,
-}
-
-impl Pkce {
-    pub fn new(seed: &str) -> Self {
-        let verifier = format!("{seed}-verifier-0123456789abcdefghijklmnopqrstuvwxyz");
-        Pkce {
-            challenge: URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
-            verifier,
-            state: format!("state-{seed}"),
-            nonce: format!("nonce-{seed}"),
-        }
-    }
 }
 
 pub struct World {
