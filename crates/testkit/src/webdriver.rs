@@ -39,6 +39,11 @@ fn find_binary(names: &[&str]) -> Option<String> {
 impl Chromium {
     /// Starts chromedriver and a headless browser session.
     pub async fn start() -> anyhow::Result<Self> {
+        Chromium::start_with_args(&[]).await
+    }
+
+    /// The same, with more Chromium switches (e.g. `--host-resolver-rules=…`).
+    pub async fn start_with_args(extra_args: &[String]) -> anyhow::Result<Self> {
         let driver_bin = find_binary(&["chromedriver"]).ok_or_else(|| {
             anyhow::anyhow!("chromedriver not found; install it with: apt-get install -y chromium chromium-driver")
         })?;
@@ -73,13 +78,24 @@ impl Chromium {
         })
         .await
         .map_err(|_| anyhow::anyhow!("chromedriver did not start within {WAIT_LIMIT:?}"))?;
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1000,800",
+            "--no-first-run",
+            "--disable-extensions",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra_args.iter().cloned());
         let capabilities = json!({
             "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
                 "goog:chromeOptions": {
                     "binary": browser_bin,
-                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                             "--window-size=1000,800", "--no-first-run", "--disable-extensions"]
+                    "args": args
                 }
             }}
         });
@@ -153,7 +169,8 @@ impl Chromium {
                 }
                 Err(err) if tokio::time::Instant::now() > deadline => {
                     let url = self.current_url().await.unwrap_or_default();
-                    anyhow::bail!("{css} never appeared on {url}: {err}")
+                    let page = self.page_text().await;
+                    anyhow::bail!("{css} never appeared on {url}: {err}; the page shows: {page}")
                 }
                 // Navigation after a click may still be under way.
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -179,6 +196,24 @@ impl Chromium {
             // The page changes on its own schedule (redirect chains); WebDriver has no
             // event for "this text appeared", so ask again shortly.
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The start of the page's source, for a failure to say what was shown instead.
+    async fn page_text(&self) -> String {
+        match self.call(reqwest::Method::GET, "/source", None).await {
+            Ok(source) => {
+                let source = source.as_str().unwrap_or_default();
+                // Chromium's own error page names the network error deep in its source.
+                match source.find("ERR_") {
+                    Some(at) => source[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                        .collect(),
+                    None => source.chars().take(600).collect(),
+                }
+            }
+            Err(err) => format!("(its source could not be read: {err})"),
         }
     }
 
