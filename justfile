@@ -17,18 +17,38 @@ certs:
     cargo run --quiet --bin tessera-token-stash -- dev-certs --dir {{certs_dir}} --force
 
 # Run every test (unit, integration on both backends, interop, two datacenters in
-# containers); installs and builds what is missing, images included.
+# containers, short load runs on one stack and across two datacenters); installs and
+# builds what is missing, images included.
 test: _redis _postgres _browser images
     cargo build --workspace --all-targets
     bash interop/run.sh target/debug/tessera-token-stash
-    {{ if `command -v cargo-nextest >/dev/null && echo yes || echo no` == "yes" { "cargo nextest run --workspace --no-fail-fast" } else { "cargo test --workspace --no-fail-fast" } }}
+    bash scripts/test.sh
+
+# A bounded load run (about a minute) against `just up`'s stack, started here from
+# release builds: scrapers alone, then the mix (scrapers, people, returning people,
+# refresh storms, credential stuffing). Takes goose's flags (--users, --run-time,
+# --iterations, --report-file) and --mix kind=weight,...; prints where the reports are
+# and the correctness counters, and fails if any is wrong.
+load *ARGS:
+    bash scripts/load.sh {{ARGS}}
+
+# The same run across the two datacenters of `just dc-up` (started here from the
+# images), with codes redeemed in the datacenter that did not mint them.
+load-dc *ARGS: images
+    bash scripts/load-dc.sh {{ARGS}}
 
 # Build the container images here, pulling nothing: services FROM scratch, Redis and PostgreSQL from Debian.
 images:
     bash scripts/images.sh
 
-# Remove containers and networks the two-datacenter tests left behind (a killed run).
-dc-clean:
+# Start the two datacenters in containers for a person to click through (prints both
+# datacenters' addresses and how to open them); Ctrl-C removes them.
+dc-up: images
+    cargo run --quiet -p tessera-dc-suite --bin tessera-dc-up
+
+# Remove the two datacenters' containers and networks that a killed `just dc-up` or test
+# run left behind.
+dc-down:
     #!/usr/bin/env bash
     set -euo pipefail
     containers=$(docker ps -aq --filter label=tessera-dc-suite=1)
@@ -47,11 +67,14 @@ bench: _redis
 # Format the code.
 fmt:
     cargo fmt --all
+    cd loadtest && cargo fmt
 
 # Check formatting and lints (warnings are errors).
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cd loadtest && cargo fmt -- --check
+    cd loadtest && cargo clippy --release --locked --all-targets -- -D warnings
 
 # Install PostgreSQL from Debian's packages if it is missing (tests start their own
 # throwaway clusters; the packaged one is not used).

@@ -17,7 +17,6 @@ cd "$root"
 services=(token-stash session-jwt login audit demo-site)
 # Built and imaged like a service, for the two-datacenter tests: the delaying WAN proxy.
 tools=(wan-link)
-target=x86_64-unknown-linux-gnu
 # Numeric, so a runtime need not read /etc/passwd (there is none in the image).
 service_uid=10001
 
@@ -50,20 +49,11 @@ revision() {
 }
 
 build_service_images() {
-  local rev packages=()
+  local rev bin_dir
   rev="$(revision)"
-  for service in "${services[@]}"; do
-    packages+=(-p "tessera-$service")
-  done
-  packages+=(-p tessera-wan-link)
-  echo "images: building static release binaries (${services[*]} ${tools[*]}); the first build takes several minutes"
-  # crt-static links glibc in: the binary runs in an empty image and still resolves peer
-  # containers by name (Docker provides /etc/hosts and /etc/resolv.conf).
-  # No debug info: the images carry none, and it would double the build's size on disk.
-  RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=0 \
-    cargo build --release --locked --target "$target" "${packages[@]}"
+  bin_dir="$(bash scripts/release-bins.sh)"
   for service in "${services[@]}" "${tools[@]}"; do
-    local binary="target/$target/release/tessera-$service"
+    local binary="$bin_dir/tessera-$service"
     if ! ldd "$binary" 2>&1 | grep -qE "not a dynamic executable|statically linked"; then
       echo "images: $binary is not statically linked; it would not run FROM scratch" >&2
       exit 1

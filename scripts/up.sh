@@ -7,9 +7,21 @@ cd "$(dirname "$0")/.."
 # Logs, keys and data name people and hold secrets: owner-only.
 umask 077
 
-echo "Building Tessera…"
-cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt --bin tessera-login --bin tessera-demo-site --bin tessera-audit
-bin=target/debug
+# TESSERA_BIN_DIR: binaries built already (a load run's release builds); otherwise a
+# debug build, quick to make and to click through.
+if [ -n "${TESSERA_BIN_DIR:-}" ]; then
+  bin="$(cd "$TESSERA_BIN_DIR" && pwd)"
+else
+  echo "Building Tessera…"
+  cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt --bin tessera-login --bin tessera-demo-site --bin tessera-audit
+  bin="$PWD/target/debug"
+fi
+# TESSERA_STATE_DIR: where .tessera (certificates, data, secrets, logs) lives; by
+# default the checkout, so a restart finds its data again.
+if [ -n "${TESSERA_STATE_DIR:-}" ]; then
+  mkdir -p "$TESSERA_STATE_DIR"
+  cd "$TESSERA_STATE_DIR"
+fi
 "$bin/tessera-token-stash" dev-certs --dir .tessera/certs >/dev/null
 
 # Development certificates, named explicitly: a service with no certificate files and no

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test runs of `just test` after the build: every crate's tests, then the container
+# suite on its own (its datacenters start dozens of processes on few cores; beside the
+# CPU-bound tests they starve), then the load generator's tests and the short load runs
+# on one stack and across two datacenters. Every part runs; the exit status says
+# whether all passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v cargo-nextest >/dev/null; then
+  run_tests() { cargo nextest run --no-fail-fast "$@"; }
+else
+  run_tests() { cargo test --no-fail-fast "$@"; }
+fi
+
+failed=()
+step() {
+  local name=$1
+  shift
+  echo "test: $name"
+  "$@" || failed+=("$name")
+}
+step "every crate but the container suite" run_tests --workspace --exclude tessera-dc-suite
+step "the container suite" run_tests -p tessera-dc-suite
+step "the load generator's own tests" bash -c "cd loadtest && cargo test --release --locked --quiet"
+step "a short load run on one stack" bash scripts/load.sh --users 20 --iterations 2
+step "a short load run across two datacenters" bash scripts/load-dc.sh --users 20 --iterations 2
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  printf 'test: FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+echo "test: every part passed"
