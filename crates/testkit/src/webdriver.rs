@@ -8,6 +8,9 @@ use tokio::process::{Child, Command};
 
 use crate::WAIT_LIMIT;
 
+/// The network error Chromium shows when it believes the machine is offline.
+const OFFLINE: &str = "ERR_INTERNET_DISCONNECTED";
+
 /// The W3C WebDriver element reference key.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -172,8 +175,18 @@ impl Chromium {
                     let page = self.page_text().await;
                     anyhow::bail!("{css} never appeared on {url}: {err}; the page shows: {page}")
                 }
-                // Navigation after a click may still be under way.
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => {
+                    // Chromium on Linux briefly believes it is offline while network
+                    // interfaces come and go (Docker adds and removes them for containers
+                    // started beside the test) and shows its offline page instead of
+                    // loading: load the page again, as a person would.
+                    if self.page_text().await == OFFLINE {
+                        self.call(reqwest::Method::POST, "/refresh", Some(json!({})))
+                            .await?;
+                    }
+                    // Navigation after a click may still be under way.
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
             }
         }
     }
