@@ -50,6 +50,7 @@ pub struct Seen {
     pub stuffing_limited: u64,
     pub stuffing_succeeded: u64,
     pub anonymous_visits: u64,
+    pub anonymous_phase_visits: u64,
     pub server_errors: u64,
     pub transport_errors: u64,
 }
@@ -73,7 +74,7 @@ pub fn run_checks(seen: &Seen, s: &Snapshots, multi_dc: bool) -> Vec<Check> {
     let anonymous_growth = between.since(before, counters::STASH_LIVE);
     checks.push(figure(
         "anonymous phase: login-page and /authorize visits by scrapers",
-        seen.anonymous_visits as i64,
+        seen.anonymous_phase_visits as i64,
     ));
     checks.push(must(
         "anonymous phase: stash writes",
@@ -218,6 +219,10 @@ pub fn run_checks(seen: &Seen, s: &Snapshots, multi_dc: bool) -> Vec<Check> {
     ));
 
     // Share of anonymous traffic at the login.
+    checks.push(figure(
+        "scrapers' visits, both phases",
+        seen.anonymous_visits as i64,
+    ));
     let anonymous = whole(counters::ANONYMOUS_REQUESTS);
     let authenticated = whole(counters::AUTHENTICATED_REQUESTS);
     checks.push(figure("login-domain requests without a session", anonymous));
@@ -266,6 +271,7 @@ mod tests {
             stuffing_posts: 16,
             stuffing_limited: 6,
             anonymous_visits: 300,
+            anonymous_phase_visits: 120,
             ..Seen::default()
         };
         let before = snapshot(&prometheus(&[("tessera_stash_live_entries", 3.0)]));

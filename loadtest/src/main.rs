@@ -116,16 +116,25 @@ async fn run() -> anyhow::Result<bool> {
     Timeline::get();
 
     let before = Snapshot::take(&plan.stack, &metrics_http).await?;
-    println!("tessera-load: phase 1 of 2, anonymous: scrapers alone");
-    let anonymous = run_phase(
-        &args,
-        scenarios::scenarios(&plan.mix, true)?,
-        &args.out.join("anonymous"),
-    )
-    .await?;
+    // Without scrapers (e.g. comparing load generators on people alone) there is no
+    // anonymous phase.
+    let anonymous = if plan.mix.weight("scraper") > 0 {
+        println!("tessera-load: anonymous phase: scrapers alone");
+        Some(
+            run_phase(
+                &args,
+                scenarios::scenarios(&plan.mix, true)?,
+                &args.out.join("anonymous"),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let between = Snapshot::take(&plan.stack, &metrics_http).await?;
+    let anonymous_phase_visits = Tally::read(&Tally::get().anonymous_visits);
     let boundary = Timeline::get().seconds().len() as u64;
-    println!("tessera-load: phase 2 of 2, mixed: {}", mix_text(&plan.mix));
+    println!("tessera-load: mixed phase: {}", mix_text(&plan.mix));
     let mixed = run_phase(
         &args,
         scenarios::scenarios(&plan.mix, false)?,
@@ -134,7 +143,10 @@ async fn run() -> anyhow::Result<bool> {
     .await?;
     let after = Snapshot::take(&plan.stack, &metrics_http).await?;
 
-    let seen = seen();
+    let seen = Seen {
+        anonymous_phase_visits,
+        ..seen()
+    };
     let snapshots = Snapshots {
         before,
         between,
@@ -147,13 +159,18 @@ async fn run() -> anyhow::Result<bool> {
         stack: &plan.stack,
         mix: &plan.mix,
         goose_args: &args.goose,
-        phases: [("anonymous", &anonymous), ("mixed", &mixed)],
+        phases: anonymous
+            .as_ref()
+            .map(|metrics| ("anonymous", metrics))
+            .into_iter()
+            .chain([("mixed", &mixed)])
+            .collect(),
         seen: &seen,
         checks: &checks,
         chart: &chart::svg(
             &format!("tessera-load: {}", plan.stack.name),
             &seconds,
-            Some(boundary),
+            anonymous.is_some().then_some(boundary),
         ),
         anonymous_share: report::anonymous_share(&snapshots),
     })?;
@@ -219,6 +236,7 @@ fn seen() -> Seen {
         stuffing_limited: r(&t.stuffing_limited),
         stuffing_succeeded: r(&t.stuffing_succeeded),
         anonymous_visits: r(&t.anonymous_visits),
+        anonymous_phase_visits: 0,
         server_errors: r(&t.server_errors),
         transport_errors: r(&t.transport_errors),
     }

@@ -20,7 +20,7 @@ pub struct Run<'a> {
     pub stack: &'a Stack,
     pub mix: &'a Mix,
     pub goose_args: &'a [String],
-    pub phases: [(&'static str, &'a GooseMetrics); 2],
+    pub phases: Vec<(&'static str, &'a GooseMetrics)>,
     pub seen: &'a Seen,
     pub checks: &'a [Check],
     pub chart: &'a str,
