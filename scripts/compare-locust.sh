@@ -25,8 +25,10 @@ loadgen="$(bash scripts/loadgen.sh)"
 start_one_stack "$out"
 login_metrics=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["datacenters"][0]["login_metrics"])' "$out/stack.json")
 
+# The login's count of successful sign-ins (0 before the first: the series is not shown).
 sign_ins() {
-  curl -fsS "$login_metrics" | awk '$1 == "tessera_login_attempts_total{outcome=\"succeeded\"}" {print $2}'
+  curl -fsS "$login_metrics" |
+    awk '$1 == "tessera_login_attempts_total{outcome=\"succeeded\"}" {n = $2} END {print n + 0}'
 }
 
 # measure NAME COMMAND...: runs it, and leaves NAME.cpu (user+system CPU seconds, wall

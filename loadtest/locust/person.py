@@ -10,6 +10,7 @@ import json
 import os
 import re
 from http.cookiejar import DefaultCookiePolicy
+from urllib.parse import urlparse
 
 from locust import HttpUser, SequentialTaskSet, between, task
 
@@ -20,6 +21,19 @@ with open(STACK["password_file"], encoding="utf-8") as password_file:
 LOGIN = STACK["login_origin"]
 FIRST, SECOND = STACK["sites"][0]["origin"], STACK["sites"][1]["origin"]
 NUMBERS = itertools.count()
+# Browsers treat http://localhost as a secure context and send it Secure (__Host-)
+# cookies; Python's cookie policy does not, and requests merges each request's cookies
+# into a fresh jar with the default policy, so the policy itself is taught.
+_return_ok_secure = DefaultCookiePolicy.return_ok_secure
+
+
+def _localhost_is_secure(policy, cookie, request):
+    if urlparse(request.get_full_url()).hostname in ("localhost", "127.0.0.1"):
+        return True
+    return _return_ok_secure(policy, cookie, request)
+
+
+DefaultCookiePolicy.return_ok_secure = _localhost_is_secure
 HIDDEN = re.compile(r'<input type="hidden" name="([^"]*)" value="([^"]*)">')
 ACTION = re.compile(r'<form method="post" action="([^"]*)"')
 
@@ -31,11 +45,6 @@ def hidden_fields(body):
 class Person(SequentialTaskSet):
     def on_start(self):
         number = next(NUMBERS)
-        # Browsers treat localhost as a secure context, so they send Secure (__Host-)
-        # cookies over http://localhost; Python's cookie jar must be told.
-        self.client.cookies.set_policy(
-            DefaultCookiePolicy(secure_protocols=("https", "wss", "http"))
-        )
         self.client.headers["x-forwarded-for"] = f"10.200.{number // 256 % 256}.{number % 256}"
         self.account = STACK["accounts"][number % len(STACK["accounts"])]
 

@@ -211,6 +211,8 @@ async fn run_phase(
     attack = *attack.set_default(GooseDefault::IncreaseRate, "20")?;
     attack = *attack.set_default(GooseDefault::NoTelnet, true)?;
     attack = *attack.set_default(GooseDefault::NoWebSocket, true)?;
+    // Count the ramp-up too, as the services' counters do.
+    attack = *attack.set_default(GooseDefault::NoResetMetrics, true)?;
     if !bounded_by_iterations {
         attack = *attack.set_default(GooseDefault::RunTime, 30)?;
     }

@@ -156,10 +156,17 @@ fn markdown(run: &Run<'_>) -> String {
             h.seconds, h.requests, h.failed, h.per_second
         );
     }
+    for (phase, _) in &run.phases {
+        let _ = write!(
+            out,
+            "{}",
+            request_table(&run.out.join(phase).join("report.json"), phase)
+        );
+    }
     if let Some(share) = run.anonymous_share {
         let _ = writeln!(
             out,
-            "\nRequests to the login without a session: {:.1}% of all it served.",
+            "\nRequests to the login without a session: {:.2}% of all it served.",
             share * 100.0
         );
     }
@@ -176,6 +183,47 @@ fn markdown(run: &Run<'_>) -> String {
             out,
             "| {} | {} | {} | {mark} |",
             check.what, check.value, check.rule
+        );
+    }
+    out
+}
+
+/// Per request of a phase, from goose's JSON report: how many, how fast, p50/p95/p99
+/// (ms), failures. Empty if the report cannot be read.
+fn request_table(report_json: &Path, phase: &str) -> String {
+    let Some(report) = std::fs::read(report_json)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+    else {
+        return String::new();
+    };
+    let empty = Vec::new();
+    let list = |key: &str| report[key].as_array().unwrap_or(&empty).clone();
+    let percentiles = list("raw_response_metrics");
+    let mut out = format!(
+        "\n{phase}: per request\n\n| request | count | per s | p50 ms | p95 ms | p99 ms | failed |\n|---|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for request in list("raw_request_metrics") {
+        let (method, name) = (&request["method"], &request["name"]);
+        let times = percentiles
+            .iter()
+            .find(|p| &p["method"] == method && &p["name"] == name);
+        let at = |key: &str| {
+            times
+                .and_then(|t| t[key].as_u64())
+                .map_or_else(|| "-".to_owned(), |v| v.to_string())
+        };
+        let _ = writeln!(
+            out,
+            "| {} {} | {} | {:.1} | {} | {} | {} | {} |",
+            method.as_str().unwrap_or_default(),
+            name.as_str().unwrap_or_default(),
+            request["number_of_requests"],
+            request["requests_per_second"].as_f64().unwrap_or_default(),
+            at("percentile_50"),
+            at("percentile_95"),
+            at("percentile_99"),
+            request["number_of_failures"],
         );
     }
     out
@@ -211,4 +259,41 @@ pub fn console(checks: &[Check], written: &Written) -> String {
         let _ = writeln!(out, "  goose    {}", report.display());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_table_joins_counts_and_percentiles_of_goose_json() {
+        let path = std::env::temp_dir().join(format!("tessera-load-{}.json", std::process::id()));
+        let report = json!({
+            "raw_request_metrics": [
+                {"method": "GET", "name": "site page", "number_of_requests": 41,
+                 "number_of_failures": 0, "requests_per_second": 1.36},
+                {"method": "POST", "name": "password", "number_of_requests": 5,
+                 "number_of_failures": 1, "requests_per_second": 0.2}
+            ],
+            "raw_response_metrics": [
+                {"method": "GET", "name": "site page", "percentile_50": 1,
+                 "percentile_95": 3, "percentile_99": 8}
+            ]
+        });
+        std::fs::write(&path, report.to_string()).expect("written");
+        let table = request_table(&path, "mixed");
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            table.contains("| GET site page | 41 | 1.4 | 1 | 3 | 8 | 0 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| POST password | 5 | 0.2 | - | - | - | 1 |"),
+            "{table}"
+        );
+        assert_eq!(
+            request_table(Path::new("/nonexistent/report.json"), "mixed"),
+            ""
+        );
+    }
 }
