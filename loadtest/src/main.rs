@@ -211,10 +211,11 @@ async fn run_phase(
     attack = *attack.set_default(GooseDefault::IncreaseRate, "20")?;
     attack = *attack.set_default(GooseDefault::NoTelnet, true)?;
     attack = *attack.set_default(GooseDefault::NoWebSocket, true)?;
-    // Count the ramp-up too, as the services' counters do.
-    attack = *attack.set_default(GooseDefault::NoResetMetrics, true)?;
     if !bounded_by_iterations {
         attack = *attack.set_default(GooseDefault::RunTime, 30)?;
+        // Count the ramp-up too, as the services' counters do (a run bounded by
+        // iterations never resets its metrics, and goose refuses the option then).
+        attack = *attack.set_default(GooseDefault::NoResetMetrics, true)?;
     }
     Ok(attack.execute().await?)
 }
