@@ -402,7 +402,7 @@ async fn revisit_first_site(user: &mut GooseUser) -> TransactionResult {
 /// with the same refresh token, and all must be handed the same new pair.
 async fn refresh_storm(user: &mut GooseUser) -> TransactionResult {
     let (site, _) = sites(user)?;
-    let client = visitor(user)?.client;
+    let client = user.client.clone();
     let url = format!("{}/", site.origin);
     let tabs = (0..STORM_TABS).map(|_| {
         let (client, url) = (client.clone(), url.clone());

@@ -18,8 +18,6 @@ use crate::tally::{Tally, Timeline};
 pub struct Visitor {
     /// The datacenter whose login this visitor's resolver reaches.
     pub home: usize,
-    /// Its client, for requests sent side by side (a refresh storm's tabs).
-    pub client: reqwest::Client,
     /// Which account it signs in as.
     pub account: String,
 }
@@ -115,11 +113,7 @@ pub async fn open_browser(user: &mut GooseUser, cookies: bool) -> TransactionRes
         .map_err(|e| Box::new(TransactionError::Custom(e.to_string())))?;
     user.set_client_builder(builder).await?;
     let account = plan.stack.accounts[index % plan.stack.accounts.len()].clone();
-    user.set_session_data(Visitor {
-        home,
-        client: user.client.clone(),
-        account,
-    });
+    user.set_session_data(Visitor { home, account });
     Ok(())
 }
 
