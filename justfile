@@ -8,9 +8,14 @@ certs_dir := ".tessera/certs"
 default:
     @just --list
 
-# Start Tessera on embedded defaults (stash, sessions, login, two demo wikis). Ctrl-C stops it.
-up:
-    bash scripts/up.sh
+# Start Tessera on embedded defaults (stash, sessions, login, two demo wikis, a trace
+# viewer); `just up --with-prometheus` also starts Prometheus with the alert rules.
+# Ctrl-C stops it.
+up *ARGS: _protoc
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [[ " {{ARGS}} " == *" --with-prometheus "* ]]; then just _prometheus; fi
+    bash scripts/up.sh {{ARGS}}
 
 # Create the dev CA and service certificates anew, replacing any old ones.
 certs:
@@ -19,7 +24,7 @@ certs:
 # Run every test (unit, integration on both backends, interop, two datacenters in
 # containers, short load runs on one stack and across two datacenters); installs and
 # builds what is missing, images included.
-test: _redis _postgres _browser images
+test: _redis _postgres _browser _protoc _prometheus images
     cargo build --workspace --all-targets
     bash interop/run.sh target/debug/tessera-token-stash
     bash scripts/test.sh
@@ -70,7 +75,7 @@ fmt:
     cd loadtest && cargo fmt
 
 # Check formatting and lints (warnings are errors).
-lint:
+lint: _protoc
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cd loadtest && cargo fmt -- --check
@@ -88,6 +93,28 @@ _postgres:
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 
 # Install headless Chromium and its WebDriver from Debian's packages if missing.
+# Install Debian's protobuf-compiler if `protoc` is missing (the trace viewer's OTLP
+# receiver is generated with it at build time).
+_protoc:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v protoc >/dev/null; then exit 0; fi
+    echo "protoc is missing: installing Debian's protobuf-compiler"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
+
+# Install Debian's Prometheus if it is missing (promtool checks the alert rules and
+# dashboards; `just up --with-prometheus` runs it). Its packaged service is not used.
+_prometheus:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v prometheus >/dev/null && command -v promtool >/dev/null; then exit 0; fi
+    echo "Prometheus is missing: installing Debian's prometheus"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+
 _browser:
     #!/usr/bin/env bash
     set -euo pipefail

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test runs of `just test` after the build: every crate's tests, then the container
-# suite on its own (its datacenters start dozens of processes on few cores; beside the
+# The test runs of `just test` after the build: every crate's tests, then the
+# observability suite (it runs `just up`'s stack, on that script's fixed ports, one test
+# at a time), then the container suite on its own (its datacenters start dozens of processes on few cores; beside the
 # CPU-bound tests they starve), then the load generator's tests and the short load runs
 # on one stack and across two datacenters. Every part runs; the exit status says
 # whether all passed.
@@ -17,8 +18,11 @@ step() {
 # Filters rather than -p/--exclude: the whole workspace's feature set, so nothing that
 # `cargo build --workspace` built is built again.
 if command -v cargo-nextest >/dev/null; then
-  step "every crate but the container suite" \
-    cargo nextest run --workspace --no-fail-fast -E 'not package(tessera-dc-suite)'
+  step "every crate but the container and observability suites" \
+    cargo nextest run --workspace --no-fail-fast \
+    -E 'not package(tessera-dc-suite) and not package(tessera-trace-viewer)'
+  step "the observability suite" \
+    cargo nextest run --workspace --no-fail-fast --test-threads 1 -E 'package(tessera-trace-viewer)'
   step "the container suite" \
     cargo nextest run --workspace --no-fail-fast -E 'package(tessera-dc-suite)'
 else

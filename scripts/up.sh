@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # Starts Tessera on embedded defaults: dev certificates, the token stash, the session
-# service, the login service and two demo wikis, with a demo user. Prints where each
-# listens and how to sign in; Ctrl-C stops them all cleanly.
+# service, the login service and two demo wikis, with a demo user, and a trace viewer
+# every service exports its spans to. Prints where each listens and how to sign in;
+# Ctrl-C stops them all cleanly.
+#
+#   --with-prometheus   also start Debian's Prometheus on the services' /metrics, with
+#                       Tessera's alert rules (installs it when missing)
+#   TESSERA_TRACES=off  no trace viewer and no span export (load runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_prometheus=no
+for arg in "$@"; do
+  case $arg in
+    --with-prometheus) with_prometheus=yes ;;
+    *) echo "up: unknown option $arg (try --with-prometheus)" >&2; exit 2 ;;
+  esac
+done
+traces=${TESSERA_TRACES:-on}
+repo=$PWD
 # Logs, keys and data name people and hold secrets: owner-only.
 umask 077
 
@@ -13,7 +27,7 @@ if [ -n "${TESSERA_BIN_DIR:-}" ]; then
   bin="$(cd "$TESSERA_BIN_DIR" && pwd)"
 else
   echo "Building Tessera…"
-  cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt --bin tessera-login --bin tessera-demo-site --bin tessera-audit
+  cargo build --quiet --bin tessera-token-stash --bin tessera-session-jwt --bin tessera-login --bin tessera-demo-site --bin tessera-audit --bin tessera-traces
   bin="$PWD/target/debug"
 fi
 # TESSERA_STATE_DIR: where .tessera (certificates, data, secrets, logs) lives; by
@@ -100,6 +114,16 @@ start() {
   exit 1
 }
 
+traces_ui=http://127.0.0.1:7416
+if [ "$traces" != off ]; then
+  start traces "$bin/tessera-traces" --otlp 127.0.0.1:7417 --ui 127.0.0.1:7416
+  # Every service exports its spans there, every trace of them (ratio 1), in batches
+  # sent twice a second so a sign-in shows up at once.
+  export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:7417
+  export OTEL_TRACES_SAMPLER_ARG=${OTEL_TRACES_SAMPLER_ARG:-1}
+  export OTEL_BSP_SCHEDULE_DELAY=500
+  export TESSERA_AUDIT__TRACE_VIEWER_URL=$traces_ui
+fi
 start token-stash "$bin/tessera-token-stash" serve
 start audit "$bin/tessera-audit" serve
 start session-jwt "$bin/tessera-session-jwt" serve
@@ -111,8 +135,30 @@ for site in wiki-a:7501 wiki-b:7502; do
   name=${site%%:*}; port=${site##*:}
   start "$name" "$bin/tessera-demo-site" --client-id "$name" \
     --client-secret-file "$demo/$name.secret" --listen "127.0.0.1:$port" \
-    --public-url "http://localhost:$port" --login-url "$login_url"
+    --public-url "http://localhost:$port" --login-url "$login_url" \
+    --admin-listen "127.0.0.1:$((port + 80))" --datacenter dc1
 done
+if [ "$with_prometheus" = yes ]; then
+  # Prometheus keeps its data with the rest of the state; the configuration and rules
+  # are the repository's own, so what it alerts on is what `just test` checks.
+  mkdir -p .tessera/prometheus
+  start_prometheus() {
+    prometheus --config.file="$repo/deploy/prometheus/prometheus.yml" \
+      --storage.tsdb.path=.tessera/prometheus --web.listen-address=127.0.0.1:7490 "$@"
+  }
+  prometheus_log="$logs/prometheus.log"
+  start_prometheus >"$logs/prometheus.out" 2>"$prometheus_log" &
+  pids+=("$!")
+  for _ in $(seq 1 300); do
+    if grep -q "Server is ready to receive web requests" "$prometheus_log"; then break; fi
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+      echo "prometheus exited during start-up; its log ($prometheus_log) says:" >&2
+      tail -n 20 "$prometheus_log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+fi
 
 cat <<MSG
 
@@ -124,6 +170,10 @@ Tessera is up (embedded defaults, development mode: plain HTTP on localhost only
   then  http://localhost:7502/  (wiki-b): signed in without a form.
   Sign out on either and both are signed out.
 
+$(if [ "$traces" != off ]; then echo "  Traces:          $traces_ui/  (one trace per sign-in; every service exports here)"; fi)
+$(if [ "$with_prometheus" = yes ]; then echo "  Prometheus:      http://127.0.0.1:7490/alerts  (scraping every /metrics; rules in deploy/prometheus/)"; fi)
+  Metrics:         http://127.0.0.1:7480/metrics (login), :7481 (stash), :7482 (sessions),
+                   :7483 (audit), :7581 and :7582 (wiki-a, wiki-b)
   Audit dashboard: http://127.0.0.1:7483/dashboard
                    admin token: $(cat .tessera/secrets/audit/admin.token)
   Login service:  $login_url/  (OpenID discovery at $login_url/.well-known/openid-configuration)

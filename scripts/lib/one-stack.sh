@@ -8,6 +8,8 @@ start_one_stack() {
   bin_dir="$root/$(bash scripts/release-bins.sh)"
   # The stack: `just up`'s script, on release binaries and a state directory of its own.
   export TESSERA_BIN_DIR="$bin_dir" TESSERA_STATE_DIR="$out/stack"
+  # A load run measures the services, not span export to a development viewer.
+  export TESSERA_TRACES=off
   # Simulated visitors come from addresses of their own, which the login learns from
   # x-forwarded-for; it believes that header from this machine only.
   export TESSERA_LOGIN__CLIENT_IP_HEADER=x-forwarded-for

@@ -22,7 +22,7 @@ use tessera_clock::SharedClock;
 use tessera_mtls::ServiceConnector;
 use tessera_proto::audit::v1 as pb;
 use tessera_proto::audit::v1::audit_client::AuditClient;
-use tessera_telemetry::metrics::{Counter, Registry};
+use tessera_telemetry::metrics::{Counter, Gauge, Registry};
 use tokio::sync::{mpsc, watch};
 use tonic::transport::Channel;
 
@@ -134,6 +134,8 @@ pub struct SinkCounters {
     pub delivered: Arc<Counter>,
     /// Events the audit service refused one by one (the rest of their batch was stored).
     pub refused: Arc<Counter>,
+    /// Bytes in this process's spool still waiting for the audit service.
+    pub spool_pending: Arc<Gauge>,
 }
 
 impl SinkCounters {
@@ -155,6 +157,10 @@ impl SinkCounters {
             refused: registry.register(Counter::new(
                 "tessera_audit_events_refused_total",
                 "Audit events the audit service refused one by one as malformed.",
+            )),
+            spool_pending: registry.register(Gauge::new(
+                "tessera_audit_spool_pending_bytes",
+                "Bytes of audit events in this process's spool, waiting for the audit service (0 when it keeps up).",
             )),
         }
     }
@@ -232,9 +238,10 @@ impl AuditSink {
         );
         let own_spool = config.spool_dir.join(format!("{writer}.spool"));
         let leftovers = leftover_spools(&config.spool_dir, config.service, &own_spool);
-        let spool = Spool::open(&own_spool).map_err(|e| {
+        let mut spool = Spool::open(&own_spool).map_err(|e| {
             AuditClientError::Config(format!("spool in {}: {e}", config.spool_dir.display()))
         })?;
+        spool.report_depth(counters.spool_pending.clone());
         let (queue, inbox) = mpsc::channel(config.queue_capacity.max(1));
         let shared = Arc::new(Shared {
             writer,
@@ -294,7 +301,10 @@ impl AuditSink {
             event.time_unix_ms = shared.clock.now().as_i64();
         }
         if event.trace_id.is_empty() {
-            event.trace_id = tessera_telemetry::trace_context::current_trace_id();
+            if let Some((trace_id, span_id)) = tessera_telemetry::trace_context::current_ids() {
+                event.trace_id = trace_id;
+                event.span_id = span_id;
+            }
         }
         clamp_untrusted(&mut event);
         event.service = shared.service.to_owned();

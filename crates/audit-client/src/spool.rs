@@ -6,11 +6,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use prost::Message as _;
 use tessera_proto::audit::v1 as pb;
+use tessera_telemetry::metrics::Gauge;
 
 pub(crate) struct Spool {
     path: PathBuf,
@@ -21,6 +23,8 @@ pub(crate) struct Spool {
     peeked: u64,
     /// Whether new events must come here (to stay behind the ones already here).
     pub(crate) active: bool,
+    /// Where the bytes still waiting are reported (the own spool's only).
+    depth: Option<Arc<Gauge>>,
 }
 
 fn line(event: &pb::Event) -> String {
@@ -46,13 +50,29 @@ impl Spool {
             delivered: 0,
             peeked: 0,
             active: false,
+            depth: None,
         })
+    }
+
+    /// Reports the bytes waiting for delivery in `depth` from now on.
+    pub(crate) fn report_depth(&mut self, depth: Arc<Gauge>) {
+        self.depth = Some(depth);
+        self.report();
+    }
+
+    fn report(&self) {
+        if let Some(depth) = &self.depth {
+            let length = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+            depth.set(length.saturating_sub(self.delivered));
+        }
     }
 
     /// Appends events at the back.
     pub(crate) fn append(&mut self, events: &[pb::Event]) -> std::io::Result<()> {
         let text: String = events.iter().map(line).collect();
-        self.file.write_all(text.as_bytes())
+        let written = self.file.write_all(text.as_bytes());
+        self.report();
+        written
     }
 
     /// Puts events in front of everything not yet delivered (a failed batch, which is
@@ -81,6 +101,7 @@ impl Spool {
             .open(&self.path)?;
         self.delivered = 0;
         self.peeked = 0;
+        self.report();
         Ok(())
     }
 
@@ -115,6 +136,7 @@ impl Spool {
     pub(crate) fn consume(&mut self) {
         self.delivered += self.peeked;
         self.peeked = 0;
+        self.report();
     }
 
     /// Whether everything in the file was delivered.
@@ -131,6 +153,7 @@ impl Spool {
         self.file.sync_all()?;
         self.delivered = 0;
         self.peeked = 0;
+        self.report();
         Ok(())
     }
 }

@@ -195,6 +195,7 @@ pub(crate) fn start_audit(
         &format!(
             r#"listen = "0.0.0.0:{AUDIT_PORT}"
 admin_listen = "0.0.0.0:{AUDIT_ADMIN_PORT}"
+datacenter = "{dc}"
 log_format = "json"
 data_dir = "/etc/tessera/data"
 secrets_dir = "/etc/tessera/secrets"

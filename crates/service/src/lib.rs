@@ -21,6 +21,6 @@ mod tasks;
 
 pub use errors::{code_of, http_status_of, ServiceError, CODE_METADATA};
 pub use listeners::Listeners;
-pub use scaffold::{grpc_server, Scaffold, ServeError};
+pub use scaffold::{grpc_server, GrpcServer, Scaffold, ServeError};
 pub use started::{Running, ShutdownSwitch, Started};
 pub use tasks::{StopSignal, Tasks};

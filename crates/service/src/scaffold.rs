@@ -3,7 +3,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tessera_telemetry::admin::{self, MetricsSource, Readiness};
+use tessera_telemetry::metrics::Registry;
+use tessera_telemetry::red::{GrpcRed, GrpcRedLayer};
 use tonic::transport::server::TcpIncoming;
+use tower::layer::util::{Identity, Stack};
 
 use crate::{Listeners, Started, Tasks};
 
@@ -48,16 +51,24 @@ pub struct Scaffold {
     readiness: Readiness,
 }
 
-/// A gRPC server demanding client certificates from the CA of `tls` and continuing each
-/// caller's trace: how every Tessera gRPC service serves.
-pub fn grpc_server(tls: &tessera_mtls::TlsFiles) -> Result<tonic::transport::Server, ServeError> {
+/// How every Tessera gRPC service serves: see [`grpc_server`].
+pub type GrpcServer = tonic::transport::Server<Stack<GrpcRedLayer, Identity>>;
+
+/// A gRPC server demanding client certificates from the CA of `tls`, continuing each
+/// caller's trace and counting every request in `registry` (rate, errors, duration per
+/// method): how every Tessera gRPC service serves.
+pub fn grpc_server(
+    tls: &tessera_mtls::TlsFiles,
+    registry: &Registry,
+) -> Result<GrpcServer, ServeError> {
     let server_tls = tls
         .server_config()
         .map_err(|e| ServeError::Bind(format!("tls: {e}")))?;
     Ok(tonic::transport::Server::builder()
         .tls_config(server_tls)
         .map_err(|e| ServeError::Bind(format!("tls: {e}")))?
-        .trace_fn(tessera_telemetry::trace_context::grpc_server_span))
+        .trace_fn(tessera_telemetry::trace_context::grpc_server_span)
+        .layer(GrpcRed::register(registry).layer()))
 }
 
 impl std::fmt::Debug for Scaffold {
@@ -109,7 +120,7 @@ impl Scaffold {
     pub fn grpc<H, A>(
         self,
         handle: H,
-        router: tonic::transport::server::Router,
+        router: tonic::transport::server::Router<Stack<GrpcRedLayer, Identity>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
         after: A,
     ) -> Started<H>

@@ -8,6 +8,8 @@
 
 pub mod admin;
 pub mod metrics;
+pub mod red;
+pub mod sampling;
 pub mod trace_context;
 
 mod error;
@@ -16,6 +18,6 @@ mod runtime;
 mod shutdown;
 
 pub use error::TelemetryError;
-pub use init::{init, LogFormat, TelemetryGuard};
+pub use init::{init, LogFormat, ServiceIdentity, TelemetryGuard};
 pub use runtime::run_service;
 pub use shutdown::shutdown_signal;

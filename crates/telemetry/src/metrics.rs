@@ -244,6 +244,189 @@ impl Metric for Histogram {
     }
 }
 
+/// Label values for one sample, escaped as the text format requires.
+fn label_pairs(names: &[&str], values: &[String]) -> String {
+    names
+        .iter()
+        .zip(values)
+        .map(|(name, value)| {
+            let escaped = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{name}=\"{escaped}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The value every label takes once a family holds its most series: a flood of new label
+/// values (a caller inventing paths) lands in one series instead of growing memory and
+/// every scrape.
+pub const OVERFLOW_LABEL: &str = "other";
+
+/// The key of the sample labelled `values`, or the overflow key when the family is full.
+fn series_key<V>(series: &BTreeMap<Vec<String>, V>, values: &[&str], max: usize) -> Vec<String> {
+    let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+    if series.contains_key(&key) || series.len() < max {
+        key
+    } else {
+        values.iter().map(|_| OVERFLOW_LABEL.to_owned()).collect()
+    }
+}
+
+/// Counts split by several labels (e.g. `route` and `status`), holding at most a fixed
+/// number of series.
+#[derive(Debug)]
+pub struct CounterVec {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    max_series: usize,
+    series: Mutex<BTreeMap<Vec<String>, u64>>,
+}
+
+impl CounterVec {
+    /// A counter family labelled `labels`, with at most `max_series` samples.
+    pub fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        max_series: usize,
+    ) -> Self {
+        CounterVec {
+            name,
+            help,
+            labels,
+            max_series,
+            series: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds one to the sample labelled `values` (in the order of the labels).
+    pub fn inc(&self, values: &[&str]) {
+        if let Ok(mut series) = self.series.lock() {
+            let key = series_key(&series, values, self.max_series);
+            *series.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// The count labelled `values`.
+    pub fn get(&self, values: &[&str]) -> u64 {
+        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        self.series
+            .lock()
+            .ok()
+            .and_then(|series| series.get(&key).copied())
+            .unwrap_or(0)
+    }
+}
+
+impl Metric for CounterVec {
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "counter");
+        if let Ok(series) = self.series.lock() {
+            for (values, count) in series.iter() {
+                let labels = label_pairs(self.labels, values);
+                let _ = writeln!(out, "{}{{{labels}}} {count}", self.name);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Buckets {
+    counts: Vec<u64>,
+    sum_seconds: f64,
+    count: u64,
+}
+
+/// Duration distributions split by one label (e.g. `rpc`), holding at most a fixed
+/// number of series. Its lock is held for one observation: a few additions.
+#[derive(Debug)]
+pub struct HistogramVec {
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    bounds_seconds: &'static [f64],
+    max_series: usize,
+    series: Mutex<BTreeMap<Vec<String>, Buckets>>,
+}
+
+impl HistogramVec {
+    /// A histogram family labelled `label`, over `bounds_seconds` (ascending).
+    pub fn new(
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        bounds_seconds: &'static [f64],
+        max_series: usize,
+    ) -> Self {
+        HistogramVec {
+            name,
+            help,
+            label,
+            bounds_seconds,
+            max_series,
+            series: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records one observation for the series labelled `value`.
+    pub fn observe(&self, value: &str, duration: std::time::Duration) {
+        let seconds = duration.as_secs_f64();
+        if let Ok(mut series) = self.series.lock() {
+            let key = series_key(&series, &[value], self.max_series);
+            let buckets = series.entry(key).or_insert_with(|| Buckets {
+                counts: vec![0; self.bounds_seconds.len()],
+                ..Buckets::default()
+            });
+            for (bound, count) in self.bounds_seconds.iter().zip(&mut buckets.counts) {
+                if seconds <= *bound {
+                    *count += 1;
+                }
+            }
+            buckets.sum_seconds += seconds;
+            buckets.count += 1;
+        }
+    }
+
+    /// How many observations the series labelled `value` holds.
+    pub fn count(&self, value: &str) -> u64 {
+        self.series
+            .lock()
+            .ok()
+            .and_then(|series| series.get(&vec![value.to_owned()]).map(|b| b.count))
+            .unwrap_or(0)
+    }
+}
+
+impl Metric for HistogramVec {
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "histogram");
+        let Ok(series) = self.series.lock() else {
+            return;
+        };
+        for (values, buckets) in series.iter() {
+            let labels = label_pairs(&[self.label], values);
+            for (bound, count) in self.bounds_seconds.iter().zip(&buckets.counts) {
+                let _ = writeln!(
+                    out,
+                    "{}_bucket{{{labels},le=\"{bound}\"}} {count}",
+                    self.name
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{}_bucket{{{labels},le=\"+Inf\"}} {}",
+                self.name, buckets.count
+            );
+            let _ = writeln!(out, "{}_sum{{{labels}}} {}", self.name, buckets.sum_seconds);
+            let _ = writeln!(out, "{}_count{{{labels}}} {}", self.name, buckets.count);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +458,46 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("latency_seconds_count 1\n"), "{text}");
+    }
+    #[test]
+    fn labelled_families_escape_values_and_stop_growing_at_their_cap() {
+        let registry = Registry::default();
+        let requests = registry.register(CounterVec::new(
+            "requests_total",
+            "Requests.",
+            &["route", "status"],
+            2,
+        ));
+        let durations = registry.register(HistogramVec::new(
+            "duration_seconds",
+            "Durations.",
+            "route",
+            &[0.1],
+            1,
+        ));
+        requests.inc(&["/a", "2xx"]);
+        requests.inc(&["/\"b\"", "2xx"]);
+        requests.inc(&["/invented-1", "4xx"]);
+        requests.inc(&["/invented-2", "4xx"]);
+        durations.observe("/a", Duration::from_millis(50));
+        durations.observe("/b", Duration::from_millis(500));
+        let text = registry.render();
+        assert!(
+            text.contains("requests_total{route=\"/a\",status=\"2xx\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("route=\"/\\\"b\\\"\""), "{text}");
+        assert!(
+            text.contains("requests_total{route=\"other\",status=\"other\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("duration_seconds_bucket{route=\"/a\",le=\"0.1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("duration_seconds_count{route=\"other\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -1,15 +1,15 @@
 use std::future::Future;
 
-use crate::{init, LogFormat, TelemetryError};
+use crate::{init, LogFormat, ServiceIdentity, TelemetryError};
 
 /// Runs a service's `main` future on a multi-threaded runtime with telemetry set up for
-/// `service`, the way every Tessera binary does.
+/// `identity`, the way every Tessera binary does.
 ///
 /// Telemetry starts inside the runtime, because the OTLP exporter's connection lives on
 /// it, and its guard is dropped before the runtime shuts down, so buffered spans are
 /// flushed while the exporter can still send them.
 pub fn run_service<F: Future>(
-    service: &'static str,
+    identity: impl Into<ServiceIdentity>,
     format: LogFormat,
     main: F,
 ) -> Result<F::Output, TelemetryError> {
@@ -19,7 +19,7 @@ pub fn run_service<F: Future>(
         .map_err(|e| TelemetryError::Runtime(e.to_string()))?;
     let guard = {
         let _entered = runtime.enter();
-        init(service, format)?
+        init(identity, format)?
     };
     let output = runtime.block_on(main);
     drop(guard);

@@ -38,6 +38,11 @@ pub struct AuditConfig {
     pub tls: TlsSettings,
     /// Who may call which RPC.
     pub access: AccessPolicy,
+    /// The datacenter it serves, as its traces name it.
+    pub datacenter: String,
+    /// A trace viewer's UI (Jaeger's `/trace/<id>` pages), e.g. `http://127.0.0.1:7416`:
+    /// the dashboard links each event that has a trace id there.
+    pub trace_viewer_url: Option<String>,
 }
 
 /// The identity of the audit service.
@@ -77,6 +82,8 @@ impl Default for AuditConfig {
             secrets_dir: PathBuf::from(".tessera/secrets/audit"),
             tls: TlsSettings::default(),
             access: default_access(),
+            datacenter: "dc1".into(),
+            trace_viewer_url: None,
         }
     }
 }

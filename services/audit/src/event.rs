@@ -228,6 +228,8 @@ impl StoredEvent {
             writer: self.writer.clone(),
             writer_seq: self.writer_seq,
             sample_rate: self.sample_rate,
+            // Not kept: it only placed the append in the writer's trace.
+            span_id: String::new(),
         }
     }
 }

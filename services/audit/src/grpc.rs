@@ -63,6 +63,20 @@ impl Audit for AuditService {
             ))
             .to_status());
         }
+        // Each event's append shows in the trace of the request that wrote it.
+        let appends: Vec<tracing::Span> = events
+            .iter()
+            .filter(|event| event.trace_id.len() == 32 && event.span_id.len() == 16)
+            .map(|event| {
+                let span = tessera_telemetry::trace_context::span_under(
+                    "audit.append",
+                    &event.trace_id,
+                    &event.span_id,
+                );
+                span.record("event.kind", event.kind.as_str());
+                span
+            })
+            .collect();
         // One bad event is refused alone: it never costs the other events of its batch,
         // which may be other people's.
         let mut valid = Vec::with_capacity(events.len());
@@ -80,6 +94,7 @@ impl Audit for AuditService {
             self.log.append(valid).await.map_err(|e| e.to_status())?
         };
         self.metrics.stored.inc_by(stored);
+        drop(appends);
         Ok(Response::new(pb::AppendResponse {
             stored,
             duplicates,

@@ -30,6 +30,8 @@ pub struct Dashboard {
     pub admin_token: String,
     /// Time.
     pub clock: SharedClock,
+    /// A trace viewer's UI, where events with a trace id link to their trace.
+    pub trace_viewer_url: Option<String>,
 }
 
 const COOKIE: &str = "__Host-tessera-audit";
@@ -264,9 +266,10 @@ async fn page(
         .iter()
         .map(|r| {
             let e = &r.event;
-            let when = e.time_unix_ms / 1000;
+            let when = utc(e.time_unix_ms);
+            let trace = trace_link(dashboard.trace_viewer_url.as_deref(), &e.trace_id);
             format!(
-                "<tr><td>{}</td><td>{when}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td><time datetime=\"{when}\">{when}</time></td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{trace}</td></tr>",
                 r.seq,
                 escape(&e.kind),
                 escape(&e.outcome),
@@ -285,9 +288,76 @@ async fn page(
 <label for=\"user\">User</label><input id=\"user\" name=\"user\" value=\"{user}\"> \
 <label for=\"site\">Site</label><input id=\"site\" name=\"site\" value=\"{site}\"> <button type=\"submit\">Filter</button></form>\
 <h2>Per minute, last hour</h2><div class=\"charts\">{charts_html}</div>\
-<h2>Latest events</h2><table id=\"latest\"><thead><tr><th>#</th><th>time (unix s)</th><th>kind</th><th>outcome</th><th>reason</th><th>user</th><th>site</th><th>service</th><th>client IP</th></tr></thead><tbody>{rows}</tbody></table>",
+<h2>Latest events</h2><table id=\"latest\"><thead><tr><th>#</th><th>time (UTC)</th><th>kind</th><th>outcome</th><th>reason</th><th>user</th><th>site</th><th>service</th><th>client IP</th><th>trace</th></tr></thead><tbody>{rows}</tbody></table>",
         user = escape(&filter.user),
         site = escape(&filter.site),
     );
     html(StatusCode::OK, &body, Some(10))
+}
+
+/// `unix_ms` as a UTC date and time a person reads at a glance, e.g. `2026-11-24 09:05:03`.
+fn utc(unix_ms: i64) -> String {
+    let seconds = unix_ms.div_euclid(1000);
+    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// A link to the event's trace in the viewer, when there is a viewer and the event has a
+/// well-formed trace id (the writer's text is never put in a link unchecked).
+fn trace_link(viewer: Option<&str>, trace_id: &str) -> String {
+    let well_formed = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
+    match viewer {
+        Some(viewer) if well_formed => format!(
+            "<a href=\"{}/trace/{trace_id}\">{}</a>",
+            escape(viewer.trim_end_matches('/')),
+            &trace_id[..8]
+        ),
+        _ if well_formed => trace_id[..8].to_owned(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_795_518_303_000), "2026-11-24 11:05:03");
+        assert_eq!(utc(-1000), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn only_well_formed_trace_ids_become_links() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            trace_link(Some("http://127.0.0.1:7416/"), id),
+            format!("<a href=\"http://127.0.0.1:7416/trace/{id}\">4bf92f35</a>")
+        );
+        assert_eq!(trace_link(None, id), "4bf92f35");
+        assert_eq!(trace_link(Some("http://v"), "\"><script>"), "");
+        assert_eq!(trace_link(Some("http://v"), ""), "");
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use tessera_telemetry::ServiceIdentity;
 
 use clap::{Parser, Subcommand};
 use tessera_audit::config::AuditConfig;
@@ -66,23 +67,27 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(config: AuditConfig) -> anyhow::Result<()> {
     let log_format = config.log_format;
-    tessera_telemetry::run_service("audit", log_format, async move {
-        let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
-        let started = server::start(
-            config,
-            tessera_clock::service_clock_from_env()?,
-            listeners,
-            tessera_telemetry::shutdown_signal(),
-        )
-        .await?;
-        let _ = writeln!(
+    tessera_telemetry::run_service(
+        ServiceIdentity::new("audit").datacenter(config.datacenter.clone()),
+        log_format,
+        async move {
+            let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
+            let started = server::start(
+                config,
+                tessera_clock::service_clock_from_env()?,
+                listeners,
+                tessera_telemetry::shutdown_signal(),
+            )
+            .await?;
+            let _ = writeln!(
             std::io::stdout(),
             "tessera-audit ready: grpc=https://{} admin=http://{} dashboard=http://{}/dashboard",
             started.addr,
             started.admin_addr,
             started.admin_addr
         );
-        started.serve().await?;
-        Ok(())
-    })?
+            started.serve().await?;
+            Ok(())
+        },
+    )?
 }

@@ -63,11 +63,13 @@ pub async fn start(
         ip_key,
         metrics.clone(),
     );
-    let router = tessera_service::grpc_server(&tls)?.add_service(AuditServer::new(service));
+    let router = tessera_service::grpc_server(&tls, &metrics.registry)?
+        .add_service(AuditServer::new(service));
     let dashboard = Arc::new(Dashboard {
         log: log.clone(),
         admin_token: token.clone(),
         clock: clock.clone(),
+        trace_viewer_url: config.trace_viewer_url.clone(),
     });
     let mut scaffold = Scaffold::new(listeners, Arc::new(metrics.registry.clone()))?
         .admin_routes(routes(dashboard));

@@ -17,6 +17,9 @@ pub struct PendingSignIn {
     pub verifier: String,
     /// Whether this attempt is the one silent retry.
     pub retried: bool,
+    /// The trace the sign-in began in (W3C `traceparent`), so the browser's return to
+    /// the callback continues it.
+    pub traceparent: Option<String>,
 }
 
 fn random(n: usize) -> String {
@@ -37,6 +40,7 @@ impl PendingSignIn {
             nonce: random(16),
             verifier: random(32),
             retried,
+            traceparent: tessera_telemetry::trace_context::current_traceparent(),
         }
     }
 
@@ -47,19 +51,25 @@ impl PendingSignIn {
 
     /// The cookie value.
     pub fn encode(&self) -> String {
-        format!(
+        let mut value = format!(
             "{}.{}.{}.{}",
             self.state,
             self.nonce,
             self.verifier,
             u8::from(self.retried)
-        )
+        );
+        if let Some(traceparent) = &self.traceparent {
+            value.push('.');
+            value.push_str(traceparent);
+        }
+        value
     }
 
     /// From the cookie value.
     pub fn decode(value: &str) -> Option<Self> {
         let mut parts = value.split('.');
-        let (Some(state), Some(nonce), Some(verifier), Some(retried), None) = (
+        let (Some(state), Some(nonce), Some(verifier), Some(retried), traceparent, None) = (
+            parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
@@ -73,6 +83,7 @@ impl PendingSignIn {
             nonce: nonce.to_owned(),
             verifier: verifier.to_owned(),
             retried: retried == "1",
+            traceparent: traceparent.map(str::to_owned),
         })
     }
 }

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tessera_telemetry::metrics::{LabeledCounter, Registry};
+use tessera_telemetry::red::HttpRed;
 
 use tessera_clock::SharedClock;
 use tessera_verify::{Jwks, KeySource, SiteVerifier, Verifier, VerifierConfig};
@@ -120,6 +122,41 @@ impl KeySource for HttpKeys {
     }
 }
 
+/// The site's routes, as its request metrics name them.
+const ROUTES: &[&str] = &[
+    "/",
+    "/signin",
+    "/callback",
+    "/signout",
+    "/backchannel-logout",
+];
+
+/// What the site reports on `/metrics` (its admin port).
+#[derive(Debug, Clone)]
+pub struct SiteMetrics {
+    /// The registry they render from.
+    pub registry: Registry,
+    /// Rate, errors and duration of the site's routes.
+    pub http: HttpRed,
+    /// Session tokens the site's verifier refused, by error code.
+    pub jwt_rejections: Arc<LabeledCounter>,
+}
+
+impl SiteMetrics {
+    fn new() -> Self {
+        let registry = Registry::default();
+        SiteMetrics {
+            http: HttpRed::register(&registry, ROUTES),
+            jwt_rejections: registry.register(LabeledCounter::new(
+                "tessera_site_jwt_rejections_total",
+                "Session tokens the site refused, by error code (soft_expired ones are refreshed, not refused).",
+                "code",
+            )),
+            registry,
+        }
+    }
+}
+
 /// What request handlers share.
 #[derive(Debug)]
 pub(crate) struct Site {
@@ -128,6 +165,7 @@ pub(crate) struct Site {
     id_keys: HttpKeys,
     http: reqwest::Client,
     clock: SharedClock,
+    metrics: SiteMetrics,
 }
 
 impl Site {
@@ -180,6 +218,8 @@ fn header_kid(token: &str) -> Option<String> {
 pub struct StartedSite {
     /// Where it serves.
     pub addr: SocketAddr,
+    /// Its metrics, for an admin port.
+    pub metrics: SiteMetrics,
     serve: Pin<Box<dyn Future<Output = Result<(), DemoError>> + Send>>,
 }
 
@@ -223,12 +263,14 @@ pub fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| DemoError::Serve(e.to_string()))?;
+    let metrics = SiteMetrics::new();
     let site = Arc::new(Site {
         config,
         verifier,
         id_keys,
         http,
         clock,
+        metrics: metrics.clone(),
     });
     let app = routes::router(site);
     let serve = async move {
@@ -239,6 +281,7 @@ pub fn start(
     };
     Ok(StartedSite {
         addr,
+        metrics,
         serve: Box::pin(serve),
     })
 }

@@ -4,9 +4,12 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use clap::Parser;
 use tessera_demo_site::DemoConfig;
-use tessera_telemetry::LogFormat;
+use tessera_telemetry::admin::Readiness;
+use tessera_telemetry::{LogFormat, ServiceIdentity};
 
 /// A tiny wiki that signs people in through Tessera.
 #[derive(Debug, Parser)]
@@ -31,6 +34,12 @@ struct Cli {
     /// (e.g. a plain-HTTP address behind the TLS front, inside a datacenter).
     #[arg(long, env = "DEMO_LOGIN_API_URL")]
     login_api_url: Option<String>,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (off when not given).
+    #[arg(long, env = "DEMO_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// The datacenter it runs in, as its traces name it.
+    #[arg(long, env = "DEMO_DATACENTER", default_value = "")]
+    datacenter: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,23 +57,51 @@ fn main() -> anyhow::Result<()> {
         login_api_url: cli.login_api_url.unwrap_or_else(|| cli.login_url.clone()),
         login_url: cli.login_url,
     };
-    tessera_telemetry::run_service("demo-site", LogFormat::default(), async move {
+    let identity = ServiceIdentity::new("demo-site")
+        .instance(cli.client_id.clone())
+        .datacenter(cli.datacenter.clone());
+    tessera_telemetry::run_service(identity, LogFormat::default(), async move {
         let listener = tokio::net::TcpListener::bind(cli.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.listen))?;
+        let admin =
+            match cli.admin_listen {
+                Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (--admin-listen): {e}")
+                })?),
+                None => None,
+            };
         let started = tessera_demo_site::start(
             config,
             listener,
             tessera_clock::service_clock_from_env()?,
             tessera_telemetry::shutdown_signal(),
         )?;
+        let mut admin_line = String::new();
+        let admin_task = match admin {
+            Some(admin) => {
+                admin_line = format!(" admin=http://{}", admin.local_addr()?);
+                let readiness = Readiness::default();
+                readiness.set(true);
+                Some(tokio::spawn(tessera_telemetry::admin::serve(
+                    admin,
+                    readiness,
+                    Arc::new(started.metrics.registry.clone()),
+                    tessera_telemetry::shutdown_signal(),
+                )))
+            }
+            None => None,
+        };
         let _ = writeln!(
             std::io::stdout(),
-            "tessera-demo-site {} ready: http={}",
+            "tessera-demo-site {} ready: http={}{admin_line}",
             cli.client_id,
             cli.public_url
         );
         started.serve().await?;
+        if let Some(task) = admin_task {
+            task.await??;
+        }
         Ok(())
     })?
 }

@@ -23,12 +23,29 @@ use crate::Site;
 type Shared = Arc<Site>;
 
 pub(crate) fn router(site: Shared) -> Router {
+    // The browser's return from the login service carries no trace context; the flow
+    // cookie set when the sign-in began does.
+    let flow_cookie = scopes(&site).flow;
+    let continues_sign_in: tessera_telemetry::red::ParentHint = Arc::new(move |headers| {
+        cookie_of(headers, &flow_cookie)
+            .and_then(PendingSignIn::decode)
+            .and_then(|pending| pending.traceparent)
+    });
+    let observed = site
+        .metrics
+        .http
+        .clone()
+        .with_parent_hint(continues_sign_in);
     Router::new()
         .route("/", get(home))
         .route("/signin", get(signin))
         .route("/callback", get(callback))
         .route("/signout", post(signout))
         .route("/backchannel-logout", post(backchannel_logout))
+        .layer(axum::middleware::from_fn_with_state(
+            observed,
+            tessera_telemetry::red::observe_http,
+        ))
         .with_state(site)
 }
 
@@ -129,6 +146,7 @@ async fn home(State(site): State<Shared>, headers: HeaderMap) -> Response {
             }
         }
         Err(rejection) => {
+            site.metrics.jwt_rejections.inc(rejection.code());
             tracing::info!(code = rejection.code(), user = ?rejection.user_id(), "session token refused");
             let notice = if matches!(rejection.error, VerifyError::Revoked(_)) {
                 "You were signed out."
@@ -185,6 +203,7 @@ async fn token_request(site: &Site, form: &[(&str, &str)]) -> Result<TokenReply,
         .http
         .post(url)
         .basic_auth(&site.config.client_id, Some(&site.config.client_secret))
+        .headers(tessera_telemetry::trace_context::current_http_headers())
         .form(form)
         .send()
         .await;
@@ -250,6 +269,10 @@ async fn signin(
             .append_pair("code_challenge_method", "S256");
         if retry {
             query.append_pair("prompt", "none");
+        }
+        // The login service continues this sign-in's trace from here.
+        if let Some(traceparent) = &pending.traceparent {
+            query.append_pair("traceparent", traceparent);
         }
     }
     let flow_cookie = cookie::set_cookie(&scopes(&site).flow, &pending.encode(), 600);

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use tessera_telemetry::ServiceIdentity;
 
 use clap::{Parser, Subcommand};
 use tessera_login::admin_cli::{self, SiteCommand, UserCommand};
@@ -67,26 +68,30 @@ where
 fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = LoginConfig::load(config_path.as_deref(), std::env::vars())?;
     let log_format = config.log_format;
-    tessera_telemetry::run_service("login", log_format, async move {
-        let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
-        let dev = config.dev_insecure_http;
-        let started = server::start(
-            config,
-            tessera_clock::service_clock_from_env()?,
-            listeners,
-            tessera_telemetry::shutdown_signal(),
-        )
-        .await?;
-        if dev {
-            let _ = writeln!(std::io::stderr(), "\n  !! tessera-login DEVELOPMENT MODE: plain HTTP on loopback; never in production !!\n");
-        }
-        let _ = writeln!(
-            std::io::stdout(),
-            "tessera-login ready: http=http://{} admin=http://{}",
-            started.addr,
-            started.admin_addr
-        );
-        started.serve().await?;
-        Ok(())
-    })?
+    tessera_telemetry::run_service(
+        ServiceIdentity::new("login").datacenter(config.stash.datacenter.clone()),
+        log_format,
+        async move {
+            let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
+            let dev = config.dev_insecure_http;
+            let started = server::start(
+                config,
+                tessera_clock::service_clock_from_env()?,
+                listeners,
+                tessera_telemetry::shutdown_signal(),
+            )
+            .await?;
+            if dev {
+                let _ = writeln!(std::io::stderr(), "\n  !! tessera-login DEVELOPMENT MODE: plain HTTP on loopback; never in production !!\n");
+            }
+            let _ = writeln!(
+                std::io::stdout(),
+                "tessera-login ready: http=http://{} admin=http://{}",
+                started.addr,
+                started.admin_addr
+            );
+            started.serve().await?;
+            Ok(())
+        },
+    )?
 }

@@ -3,6 +3,22 @@
 use std::sync::Arc;
 
 use tessera_telemetry::metrics::{Counter, Histogram, LabeledCounter, Registry};
+use tessera_telemetry::red::HttpRed;
+
+/// The routes of the public surface, as its request metrics name them.
+pub const PUBLIC_ROUTES: &[&str] = &[
+    "/",
+    "/.well-known/openid-configuration",
+    "/jwks.json",
+    "/session-keys.json",
+    "/authorize",
+    "/login",
+    "/login/totp",
+    "/token",
+    "/userinfo",
+    "/revoke",
+    "/logout",
+];
 
 /// The login service's metrics.
 #[derive(Debug)]
@@ -23,6 +39,10 @@ pub struct LoginMetrics {
     pub rate_limited: Arc<LabeledCounter>,
     /// Back-channel logout deliveries, by outcome.
     pub backchannel: Arc<LabeledCounter>,
+    /// The sign-in funnel: `form_shown`, `posted`, `succeeded`, `redeemed`.
+    pub funnel: Arc<LabeledCounter>,
+    /// Rate, errors and duration of the public routes.
+    pub http: HttpRed,
 }
 
 impl Default for LoginMetrics {
@@ -63,6 +83,12 @@ impl Default for LoginMetrics {
                 "Back-channel logout deliveries by outcome.",
                 "outcome",
             )),
+            funnel: registry.register(LabeledCounter::new(
+                "tessera_login_funnel_total",
+                "Sign-ins by how far they got: form_shown, posted, succeeded (a code issued after a password or TOTP), redeemed (the site exchanged the code).",
+                "step",
+            )),
+            http: HttpRed::register(&registry, PUBLIC_ROUTES),
             registry,
         }
     }

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use tessera_telemetry::ServiceIdentity;
 
 use clap::{Parser, Subcommand};
 use tessera_session_jwt::config::SessionConfig;
@@ -50,22 +51,26 @@ fn main() -> anyhow::Result<()> {
 fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = SessionConfig::load(config_path.as_deref(), std::env::vars())?;
     let log_format = config.log_format;
-    tessera_telemetry::run_service("session-jwt", log_format, async move {
-        let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
-        let started = server::start(
-            config,
-            tessera_clock::service_clock_from_env()?,
-            listeners,
-            tessera_telemetry::shutdown_signal(),
-        )
-        .await?;
-        let _ = writeln!(
-            std::io::stdout(),
-            "tessera-session-jwt ready: grpc=https://{} admin=http://{}",
-            started.addr,
-            started.admin_addr
-        );
-        started.serve().await?;
-        Ok(())
-    })?
+    tessera_telemetry::run_service(
+        ServiceIdentity::new("session-jwt").datacenter(config.stash.datacenter.clone()),
+        log_format,
+        async move {
+            let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
+            let started = server::start(
+                config,
+                tessera_clock::service_clock_from_env()?,
+                listeners,
+                tessera_telemetry::shutdown_signal(),
+            )
+            .await?;
+            let _ = writeln!(
+                std::io::stdout(),
+                "tessera-session-jwt ready: grpc=https://{} admin=http://{}",
+                started.addr,
+                started.admin_addr
+            );
+            started.serve().await?;
+            Ok(())
+        },
+    )?
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tessera_telemetry::metrics::{Counter, LabeledCounter, Registry};
+use tessera_telemetry::metrics::{Counter, Histogram, LabeledCounter, Registry};
 
 /// The session service's metrics.
 #[derive(Debug)]
@@ -17,6 +17,8 @@ pub struct SessionMetrics {
     pub revoked: Arc<LabeledCounter>,
     /// Failed calls by error code (e.g. `refresh_token_reused`, `bad_signature`).
     pub failures: Arc<LabeledCounter>,
+    /// Time from a revocation made in a peer datacenter to taken in here.
+    pub revocation_lag: Arc<Histogram>,
 }
 
 impl Default for SessionMetrics {
@@ -40,6 +42,11 @@ impl Default for SessionMetrics {
                 "tessera_session_failures_total",
                 "Failed calls by error code.",
                 "reason",
+            )),
+            revocation_lag: registry.register(Histogram::new(
+                "tessera_session_revocation_lag_seconds",
+                "Time from a revocation made in a peer datacenter to taken in here (by the two datacenters' clocks).",
+                &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0],
             )),
             registry,
         }

@@ -11,6 +11,7 @@ use tessera_mtls::{ServiceIdentity, TlsFiles};
 use tessera_proto::session::v1 as pb;
 use tessera_proto::session::v1::session_jwt_client::SessionJwtClient;
 use tessera_service::StopSignal;
+use tessera_telemetry::metrics::Histogram;
 use tonic::transport::Channel;
 
 use crate::config::PeerConfig;
@@ -37,6 +38,8 @@ const LAST_RETRY: Duration = Duration::from_secs(2);
 pub struct PeerSessions {
     datacenter: String,
     client: SessionJwtClient<Channel>,
+    /// Time from a revocation made there to taken in here.
+    lag: Option<Arc<Histogram>>,
 }
 
 impl PeerSessions {
@@ -62,7 +65,14 @@ impl PeerSessions {
         Ok(PeerSessions {
             datacenter: datacenter.to_owned(),
             client: SessionJwtClient::new(channel),
+            lag: None,
         })
+    }
+
+    /// Records the revocation lag from this peer in `lag`.
+    pub fn with_lag_metric(mut self, lag: Arc<Histogram>) -> Self {
+        self.lag = Some(lag);
+        self
     }
 
     /// The peer's datacenter id.
@@ -172,11 +182,15 @@ impl PeerSessions {
         let Some(event) = tessera_verify::grpc::from_proto(message) else {
             return Ok(());
         };
+        let age = sessions.revocation_age(&event);
         if sessions
             .take_in_from_peer(Revocation { event, origin })
             .await?
         {
-            tracing::info!(peer = %self.datacenter, "took in a peer datacenter's revocation");
+            if let Some(lag) = &self.lag {
+                lag.observe(age);
+            }
+            tracing::info!(peer = %self.datacenter, lag = ?age, "took in a peer datacenter's revocation");
         }
         Ok(())
     }

@@ -53,12 +53,15 @@ pub async fn start(
         )
         .await?,
     );
+    let metrics = Arc::new(SessionMetrics::default());
     let peers = config
         .peers
         .iter()
-        .map(|(dc, peer)| PeerSessions::connect(dc, peer, &tls))
+        .map(|(dc, peer)| {
+            PeerSessions::connect(dc, peer, &tls)
+                .map(|peer| peer.with_lag_metric(metrics.revocation_lag.clone()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let metrics = Arc::new(SessionMetrics::default());
     let audit = config
         .audit
         .start(
@@ -75,7 +78,8 @@ pub async fn start(
         metrics.clone(),
         audit,
     );
-    let router = tessera_service::grpc_server(&tls)?.add_service(SessionJwtServer::new(service));
+    let router = tessera_service::grpc_server(&tls, &metrics.registry)?
+        .add_service(SessionJwtServer::new(service));
     let mut scaffold = Scaffold::new(listeners, Arc::new(metrics.registry.clone()))?;
     let keys = sessions.clone();
     scaffold

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use tessera_telemetry::ServiceIdentity;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -72,17 +73,20 @@ fn dev_certs(dir: PathBuf, force: bool) -> anyhow::Result<()> {
 fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = StashConfig::load(config_path.as_deref(), std::env::vars())?;
     let log_format = config.log_format;
-    tessera_telemetry::run_service("token-stash", log_format, async move {
-        let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
-        let started = server::start(
-            config,
-            tessera_clock::service_clock_from_env()?,
-            listeners,
-            tessera_telemetry::shutdown_signal(),
-        )
-        .await?;
-        // The ready line is the contract with scripts and tests that start the binary.
-        let _ = writeln!(
+    tessera_telemetry::run_service(
+        ServiceIdentity::new("token-stash").datacenter(config.datacenter.to_string()),
+        log_format,
+        async move {
+            let listeners = Listeners::bind(config.listen, config.admin_listen).await?;
+            let started = server::start(
+                config,
+                tessera_clock::service_clock_from_env()?,
+                listeners,
+                tessera_telemetry::shutdown_signal(),
+            )
+            .await?;
+            // The ready line is the contract with scripts and tests that start the binary.
+            let _ = writeln!(
             std::io::stdout(),
             "tessera-token-stash ready: grpc=https://{} admin=http://{} datacenter={} backend={}",
             started.addr,
@@ -90,9 +94,10 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             started.handle.datacenter,
             started.handle.backend
         );
-        tracing::info!(grpc = %started.addr, admin = %started.admin_addr, "token stash ready");
-        started.serve().await?;
-        tracing::info!("token stash stopped");
-        Ok(())
-    })?
+            tracing::info!(grpc = %started.addr, admin = %started.admin_addr, "token stash ready");
+            started.serve().await?;
+            tracing::info!("token stash stopped");
+            Ok(())
+        },
+    )?
 }

@@ -1,10 +1,16 @@
 //! What the stash reports on `/metrics`.
 
 use tessera_service::ServiceError as _;
-use tessera_telemetry::metrics::{Counter, Gauge, Histogram, LabeledCounter, Registry};
+use tessera_telemetry::metrics::{
+    Counter, Gauge, Histogram, HistogramVec, LabeledCounter, Registry,
+};
 
 use crate::StashError;
 
+/// From a neighbouring rack to a continent away, and a peer that times out.
+const FORWARD_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0,
+];
 const PUT_TO_TAKE_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// The stash's metrics, all registered in one [`Registry`].
@@ -28,6 +34,8 @@ pub struct StashMetrics {
     pub write_failures: std::sync::Arc<LabeledCounter>,
     /// Calls forwarded to a token's home datacenter, by RPC.
     pub forwarded: std::sync::Arc<LabeledCounter>,
+    /// How long forwarded calls took, answer or failure, by RPC.
+    pub forward_seconds: std::sync::Arc<HistogramVec>,
     /// Live entries at the last count.
     pub live_entries: std::sync::Arc<Gauge>,
     /// Live value bytes at the last count.
@@ -78,6 +86,13 @@ impl StashMetrics {
                 "tessera_stash_forwarded_total",
                 "Calls forwarded to the token's home datacenter, by RPC.",
                 "rpc",
+            )),
+            forward_seconds: registry.register(HistogramVec::new(
+                "tessera_stash_forward_seconds",
+                "Time a call forwarded to the token's home datacenter took, by RPC.",
+                "rpc",
+                FORWARD_BUCKETS,
+                16,
             )),
             live_entries: registry.register(Gauge::new(
                 "tessera_stash_live_entries",

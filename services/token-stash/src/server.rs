@@ -107,7 +107,8 @@ fn prepare<S: Store>(
         )
         .map_err(|e| StashError::Config(e.to_string()))?;
     let service = StashService::new(stash.clone(), config.access.clone(), peers, audit);
-    let router = tessera_service::grpc_server(&tls)?.add_service(TokenStashServer::new(service));
+    let router = tessera_service::grpc_server(&tls, &stash.metrics().registry)?
+        .add_service(TokenStashServer::new(service));
 
     let mut scaffold = Scaffold::new(listeners, Arc::new(StashMetricsSource(stash.clone())))?;
     let (purge_count, purged) = watch::channel(0u64);

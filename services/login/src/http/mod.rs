@@ -46,20 +46,13 @@ pub fn router(state: Shared) -> Router {
         .fallback(not_found)
         // Every form and request here is small; nothing larger is read.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(traced))
+        // Every request runs in a span joined to the caller's trace (W3C `traceparent`), and
+        // the gRPC calls it makes carry that trace on, so one sign-in is one trace.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.http.clone(),
+            tessera_telemetry::red::observe_http,
+        ))
         .with_state(state)
-}
-
-/// Every request runs in a span joined to the caller's trace (W3C `traceparent`), and the
-/// gRPC calls it makes carry that trace on, so one sign-in is one trace.
-async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    use tracing::Instrument as _;
-    let span = tessera_telemetry::trace_context::http_server_span(
-        request.method(),
-        request.uri().path(),
-        request.headers(),
-    );
-    next.run(request).instrument(span).await
 }
 
 async fn not_found(State(state): State<Shared>) -> Response {

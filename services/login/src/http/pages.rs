@@ -50,7 +50,7 @@ pub fn login_form(site_name: &str, flow: &str, username: &str, error: Option<&st
     };
     format!(
         "<h1>Sign in</h1><p>to continue to <strong>{site}</strong></p>{error}\
-<form method=\"post\" action=\"/login\">\
+<form method=\"post\" action=\"{action}\">\
 <input type=\"hidden\" name=\"flow\" value=\"{flow}\">\
 <label for=\"username\">User name</label>\
 <input id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required value=\"{username}\"{describedby}{focus_name}>\
@@ -59,6 +59,7 @@ pub fn login_form(site_name: &str, flow: &str, username: &str, error: Option<&st
 <button type=\"submit\">Sign in</button></form>",
         site = escape(site_name),
         flow = escape(flow),
+        action = escape(&traced_action("/login")),
         username = escape(username),
         focus_name = if username.is_empty() { " autofocus" } else { "" },
         focus_password = if username.is_empty() { "" } else { " autofocus" },
@@ -70,14 +71,24 @@ pub fn totp_form(site_name: &str, flow: &str, error: Option<&str>) -> String {
     let error = error.map(error_box).unwrap_or_default();
     format!(
         "<h1>Enter your code</h1><p>to continue to <strong>{site}</strong></p>{error}\
-<form method=\"post\" action=\"/login/totp\">\
+<form method=\"post\" action=\"{action}\">\
 <input type=\"hidden\" name=\"flow\" value=\"{flow}\">\
 <label for=\"code\">6-digit code from your authenticator app</label>\
 <input id=\"code\" name=\"code\" inputmode=\"numeric\" pattern=\"[0-9]{{6}}\" maxlength=\"6\" autocomplete=\"one-time-code\" required autofocus>\
 <button type=\"submit\">Verify</button></form>",
         site = escape(site_name),
         flow = escape(flow),
+        action = escape(&traced_action("/login/totp")),
     )
+}
+
+/// `path`, with the current trace carried along when there is one: the browser's post
+/// then continues the sign-in's trace (see `tessera_telemetry::trace_context`).
+fn traced_action(path: &str) -> String {
+    match tessera_telemetry::trace_context::current_traceparent() {
+        Some(traceparent) => format!("{path}?traceparent={traceparent}"),
+        None => path.to_owned(),
+    }
 }
 
 /// A page that explains a problem and offers one way forward.

@@ -166,6 +166,7 @@ pub(super) fn form_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    state.metrics.funnel.inc("form_shown");
     pages::page(
         status,
         "Sign in",

@@ -78,6 +78,7 @@ pub async fn password(
         Ok(Form(form)) => form,
         Err(rejection) => return unreadable(&state, &rejection),
     };
+    state.metrics.funnel.inc("posted");
     if form.username.len() > MAX_USERNAME_BYTES {
         return oversized(&state, "user name", MAX_USERNAME_BYTES);
     }
@@ -295,6 +296,7 @@ async fn complete(
         Err(refusal) => return unavailable(state, &LoginError::from(refusal)),
     };
     state.metrics.logins.inc("succeeded");
+    state.metrics.funnel.inc("succeeded");
     state.witness(Witnessed {
         kind: "login_succeeded",
         user_id,

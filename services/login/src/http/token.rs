@@ -303,6 +303,7 @@ async fn authorization_code(
             }
         })?;
     let now = state.clock.now();
+    state.metrics.funnel.inc("redeemed");
     state
         .metrics
         .code_redeem_seconds

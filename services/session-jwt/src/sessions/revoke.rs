@@ -146,6 +146,18 @@ impl Sessions {
         Ok(())
     }
 
+    /// How long ago, by this datacenter's clock, a peer made `event`: a session
+    /// revocation's `until` is its making plus a soft expiry, an epoch's `before` is its
+    /// making. Clocks of datacenters differ a little; this is the revocation lag.
+    pub fn revocation_age(&self, event: &RevocationEvent) -> Duration {
+        let soft_ttl = u64::try_from(self.settings.soft_ttl.as_millis()).unwrap_or(u64::MAX);
+        let made = match event {
+            RevocationEvent::Sessions { until, .. } => UnixMillis(until.0.saturating_sub(soft_ttl)),
+            RevocationEvent::User { before, .. } | RevocationEvent::Global { before } => *before,
+        };
+        self.clock.now().saturating_since(made)
+    }
+
     /// Takes in `revocation`, made in peer datacenter `revocation.origin`: stored here (one
     /// entry whichever replica stores it first), announced to this datacenter's
     /// subscribers, and carried to the sessions derived here from what it revoked.

@@ -111,9 +111,13 @@ impl<S: Store> StashService<S> {
             )),
             PeerRoute::Remote { datacenter, client } => {
                 self.stash.metrics().forwarded.inc(rpc);
-                remote(client, request.into_inner())
-                    .await
-                    .map_err(|status| forwarded_status(&datacenter, status))
+                let started = tessera_telemetry::red::Stopwatch::start();
+                let answer = remote(client, request.into_inner()).await;
+                self.stash
+                    .metrics()
+                    .forward_seconds
+                    .observe(rpc, started.elapsed());
+                answer.map_err(|status| forwarded_status(&datacenter, status))
             }
         }
     }
