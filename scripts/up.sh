@@ -91,27 +91,37 @@ stop() {
 trap stop EXIT
 trap 'exit 0' INT TERM
 
-# Starts a service, waits (bounded) for the ready line it prints, and echoes that line.
-start() {
-  local name=$1; shift
-  local out="$logs/$name.out"
+# Starts NAME running COMMAND..., waits (bounded: a service that hangs must not hang the
+# script) until its STREAM (stdout or stderr) shows PATTERN, and echoes that line.
+start_watching() {
+  local name=$1 stream=$2 pattern=$3; shift 3
+  local out="$logs/$name.out" log="$logs/$name.log"
   : >"$out"
-  "$@" >"$out" 2>"$logs/$name.log" &
+  : >"$log"
+  "$@" >"$out" 2>"$log" &
   pids+=("$!")
+  local watched=$out
+  [ "$stream" = stderr ] && watched=$log
   for _ in $(seq 1 600); do
-    if grep -q " ready: " "$out"; then
-      grep " ready: " "$out"
+    if grep -q -- "$pattern" "$watched"; then
+      grep -m1 -- "$pattern" "$watched"
       return 0
     fi
     if ! kill -0 "${pids[-1]}" 2>/dev/null; then
-      echo "$name exited during start-up; its log ($logs/$name.log) says:" >&2
-      tail -n 20 "$logs/$name.log" >&2
+      echo "$name exited during start-up; its log ($log) says:" >&2
+      tail -n 20 "$log" >&2
       exit 1
     fi
     sleep 0.1
   done
-  echo "$name did not become ready within 60 s; see $logs/$name.log" >&2
+  echo "$name did not become ready within 60 s; see $log" >&2
   exit 1
+}
+
+# Starts a Tessera service and echoes the ready line it prints.
+start() {
+  local name=$1; shift
+  start_watching "$name" stdout " ready: " "$@"
 }
 
 traces_ui=http://127.0.0.1:7416
@@ -142,22 +152,9 @@ if [ "$with_prometheus" = yes ]; then
   # Prometheus keeps its data with the rest of the state; the configuration and rules
   # are the repository's own, so what it alerts on is what `just test` checks.
   mkdir -p .tessera/prometheus
-  start_prometheus() {
+  start_watching prometheus stderr "Server is ready to receive web requests" \
     prometheus --config.file="$repo/deploy/prometheus/prometheus.yml" \
-      --storage.tsdb.path=.tessera/prometheus --web.listen-address=127.0.0.1:7490 "$@"
-  }
-  prometheus_log="$logs/prometheus.log"
-  start_prometheus >"$logs/prometheus.out" 2>"$prometheus_log" &
-  pids+=("$!")
-  for _ in $(seq 1 300); do
-    if grep -q "Server is ready to receive web requests" "$prometheus_log"; then break; fi
-    if ! kill -0 "${pids[-1]}" 2>/dev/null; then
-      echo "prometheus exited during start-up; its log ($prometheus_log) says:" >&2
-      tail -n 20 "$prometheus_log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
+    --storage.tsdb.path=.tessera/prometheus --web.listen-address=127.0.0.1:7490 >/dev/null
 fi
 
 cat <<MSG

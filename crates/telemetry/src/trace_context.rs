@@ -108,18 +108,6 @@ pub fn current_traceparent() -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The current span's trace id (32 hex characters), or empty outside a trace.
-pub fn current_trace_id() -> String {
-    use opentelemetry::trace::TraceContextExt as _;
-    let context = tracing::Span::current().context();
-    let span_context = context.span().span_context().clone();
-    if span_context.is_valid() {
-        span_context.trace_id().to_string()
-    } else {
-        String::new()
-    }
-}
-
 /// Writes the current span's trace context into outgoing gRPC metadata.
 pub fn inject_current(metadata: &mut tonic::metadata::MetadataMap) {
     let context = tracing::Span::current().context();

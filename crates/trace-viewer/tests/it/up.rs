@@ -123,7 +123,8 @@ impl Drop for UpStack {
                 .args(["-INT", "--", &format!("-{pid}")])
                 .status();
         }
-        // At most 30 s: the services' shutdown grace is 5 s.
+        // Drop cannot await the child's exit, so it polls for it: at most 30 s, where the
+        // services' shutdown grace is 5 s.
         for _ in 0..600 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
