@@ -2,7 +2,8 @@
 # Builds Tessera's container images on this machine; nothing is ever pulled.
 #
 # - One image per service: its static release binary and nothing else, FROM scratch, run
-#   as a numeric non-root user, tagged tessera/<service>:<git revision> and :latest. The
+#   as a numeric non-root user, tagged tessera/<service>:<git revision>, :<version> (the
+#   workspace's, which the Kubernetes manifests name) and :latest. The
 #   same for tessera/wan-link, the delaying proxy the two-datacenter tests put between
 #   the datacenters.
 # - tessera/redis and tessera/postgres, for tests: root file systems made from Debian's
@@ -48,9 +49,15 @@ revision() {
   echo "$rev"
 }
 
+# The workspace's version, as the Kubernetes manifests tag the images.
+workspace_version() {
+  awk -F'"' '/^\[workspace.package\]/ {in_package=1} in_package && /^version/ {print $2; exit}' Cargo.toml
+}
+
 build_service_images() {
-  local rev bin_dir
+  local rev bin_dir version
   rev="$(revision)"
+  version="$(workspace_version)"
   bin_dir="$(bash scripts/release-bins.sh)"
   for service in "${services[@]}" "${tools[@]}"; do
     local binary="$bin_dir/tessera-$service"
@@ -75,7 +82,8 @@ DOCKERFILE
     if ! built="$(docker build --quiet \
       --label "org.opencontainers.image.revision=$rev" \
       --label "org.opencontainers.image.title=tessera-$service" \
-      -t "tessera/$service:$rev" -t "tessera/$service:latest" "$context" 2>&1)"; then
+      -t "tessera/$service:$rev" -t "tessera/$service:$version" -t "tessera/$service:latest" \
+      "$context" 2>&1)"; then
       echo "$built" >&2
       echo "images: building tessera/$service failed" >&2
       exit 1
