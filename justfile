@@ -22,7 +22,7 @@ certs:
     cargo run --quiet --bin tessera-token-stash -- dev-certs --dir {{certs_dir}} --force
 
 # Run every test (unit, integration on both backends, interop, two datacenters in
-# containers, short load runs on one stack and across two datacenters); installs and
+# containers, the Kubernetes overlays validated and run in containers, short load runs on one stack and across two datacenters); installs and
 # builds what is missing, images included.
 test: _redis _postgres _browser _protoc _prometheus images
     cargo build --workspace --all-targets
@@ -61,6 +61,12 @@ dc-down:
     networks=$(docker network ls -q --filter label=tessera-dc-suite=1)
     [ -z "$networks" ] || docker network rm $networks >/dev/null
     echo "removed $(echo $containers | wc -w) container(s) and $(echo $networks | wc -w) network(s)"
+
+# Render both Kubernetes overlays and validate them offline: kubernetes-validate --strict
+# and checkov (installed into target/k8s-tools at pinned versions). The rendered files
+# land in target/k8s/.
+k8s:
+    bash scripts/k8s-validate.sh
 
 # Benchmarks: the stash against raw Redis; session tokens (Ed25519 vs RS256) and refreshes.
 bench: _redis

@@ -547,6 +547,8 @@ fn service_spec(
         user: None,
         fixed_ports: Vec::new(),
         ready_line: "ready: grpc=".into(),
+        entrypoint: None,
+        run_options: Vec::new(),
     }
 }
 

@@ -158,8 +158,12 @@ pub struct ContainerSpec {
     pub fixed_ports: Vec<(String, u16)>,
     /// Run as this user instead of the image's.
     pub user: Option<String>,
-    /// The text its output contains once it is ready.
+    /// The text its output contains once it is ready (empty: started is enough).
     pub ready_line: String,
+    /// Runs this instead of the image's entry point.
+    pub entrypoint: Option<String>,
+    /// Further `docker run` options (`--read-only`, `--cap-drop ALL`, ...).
+    pub run_options: Vec<String>,
 }
 
 /// A running container, removed (with `docker rm -f`) on drop.
@@ -198,6 +202,10 @@ impl Container {
         if let Some(user) = &spec.user {
             args.extend(["--user".into(), user.clone()]);
         }
+        if let Some(entrypoint) = &spec.entrypoint {
+            args.extend(["--entrypoint".into(), entrypoint.clone()]);
+        }
+        args.extend(spec.run_options.iter().cloned());
         args.push(spec.image.clone());
         args.extend(spec.args.iter().cloned());
         let borrowed: Vec<&str> = args.iter().map(String::as_str).collect();

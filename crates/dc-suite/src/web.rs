@@ -79,6 +79,22 @@ impl Directory {
     /// Starts PostgreSQL on `wan` and registers the user and both demo sites through the
     /// login image's own administrative commands.
     pub fn start(run: &str, wan: &Network) -> anyhow::Result<Self> {
+        let sites: Vec<(String, String)> = ["wiki-a", "wiki-b"]
+            .into_iter()
+            .map(|client_id| (client_id.to_owned(), site_origin(client_id)))
+            .collect();
+        Self::start_with_sites(run, wan, &sites)
+    }
+
+    /// Starts PostgreSQL on `network`, where services find it as `directory`, and
+    /// registers the user and `sites` (client id, public origin) through the login
+    /// image's own administrative commands.
+    pub fn start_with_sites(
+        run: &str,
+        network: &Network,
+        sites: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let wan = network;
         let db_password = random_hex()?;
         let bin = "/usr/lib/postgresql/15/bin";
         // A throwaway cluster in the container; password authentication over the network.
@@ -110,9 +126,8 @@ impl Directory {
             )
         };
         admin(&["user", "add", USER], &format!("{password}\n"))?;
-        let mut sites = Vec::new();
-        for client_id in ["wiki-a", "wiki-b"] {
-            let origin = site_origin(client_id);
+        let mut registered = Vec::new();
+        for (client_id, origin) in sites {
             let printed = admin(
                 &[
                     "site",
@@ -130,17 +145,17 @@ impl Directory {
             // The secret is printed last, once.
             let secret = printed.lines().last().unwrap_or_default().trim().to_owned();
             anyhow::ensure!(secret.len() >= 32, "site add printed no secret: {printed}");
-            sites.push(SiteCredentials {
-                client_id: client_id.into(),
+            registered.push(SiteCredentials {
+                client_id: client_id.clone(),
                 secret,
-                origin,
+                origin: origin.clone(),
             });
         }
         Ok(Directory {
             container,
             url,
             password,
-            sites,
+            sites: registered,
         })
     }
 
@@ -307,6 +322,8 @@ datacenter = "{dc}"
         user: None,
         fixed_ports: Vec::new(),
         ready_line: "ready: http=".into(),
+        entrypoint: None,
+        run_options: Vec::new(),
     })?;
 
     let host = credentials.origin.trim_start_matches("https://").to_owned();
@@ -414,6 +431,8 @@ fn service_container(
         user: None,
         fixed_ports: Vec::new(),
         ready_line: String::new(),
+        entrypoint: None,
+        run_options: Vec::new(),
     }
 }
 

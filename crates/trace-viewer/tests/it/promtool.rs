@@ -93,3 +93,29 @@ fn every_dashboard_query_is_valid_promql() {
     std::fs::write(dir.path().join("dashboards.yml"), rules).expect("rules written");
     promtool(dir.path(), &["check", "rules", "dashboards.yml"]);
 }
+
+#[test]
+fn the_kubernetes_scrape_configuration_passes_promtool() {
+    // Debian's Prometheus is built without Kubernetes discovery, so the discovery block
+    // stands in as one static target; the relabelling that names each pod's job and
+    // datacenter, and the rule file, are checked as written.
+    let text = std::fs::read_to_string(prometheus_dir().join("kubernetes.yml"))
+        .expect("deploy/prometheus/kubernetes.yml");
+    let discovery = "    kubernetes_sd_configs:\n      - role: pod\n        namespaces:\n          names: [tessera]\n";
+    assert!(
+        text.contains(discovery),
+        "kubernetes.yml discovers the tessera namespace's pods"
+    );
+    let checkable = text.replace(
+        discovery,
+        "    static_configs:\n      - targets: [\"127.0.0.1:7480\"]\n",
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(dir.path().join("kubernetes.yml"), checkable).expect("written");
+    std::fs::copy(
+        prometheus_dir().join("alerts.yml"),
+        dir.path().join("alerts.yml"),
+    )
+    .expect("alerts copied");
+    promtool(dir.path(), &["check", "config", "kubernetes.yml"]);
+}
