@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 
 use tessera_dc_suite::k8s::{ManifestRun, Rendered};
-use tessera_dc_suite::USER;
 use tessera_testkit::Browser;
 
-use crate::people::SIGNED_IN;
+use crate::people::{sign_in_at, SIGNED_IN};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -67,37 +66,8 @@ async fn the_dc_a_overlay_runs_as_rendered_and_signs_a_person_in() {
     let login = origin_of(&routes, "login.");
     let site = origin_of(&routes, "wiki-a.");
     let mut browser = Browser::routed(&routes).expect("browser");
-    let form = browser
-        .get(&format!("{site}/signin"))
-        .await
-        .expect("signin");
-    let form = browser.follow(form).await.expect("to the form");
-    assert!(
-        form.url.starts_with(&login),
-        "the form is login's: {}",
-        form.url
-    );
-    let flow = form
-        .form_field("flow")
-        .unwrap_or_else(|| panic!("no sign-in form: {}", form.body));
-    let posted = browser
-        .post(
-            &format!("{login}/login"),
-            &[
-                ("flow", &flow),
-                ("username", USER),
-                ("password", &run.directory.password),
-            ],
-        )
-        .await
-        .expect("login");
-    let page = browser.follow(posted).await.expect("back on the site");
-    assert!(
-        page.url.starts_with(&site),
-        "back on the site: {}",
-        page.url
-    );
-    assert!(page.body.contains(SIGNED_IN), "{}", page.body);
+    let page = sign_in_at(&mut browser, &login, &run.directory.password, &site).await;
+    assert!(page.contains(SIGNED_IN), "signed in on the site: {page}");
 
     for (workload, used) in run.memory().expect("memory") {
         println!("memory after a sign-in: {workload}: {used}");

@@ -30,6 +30,18 @@ pub async fn sign_in_on_site(browser: &mut Browser, dcs: &Deployment, origin: &s
 }
 
 async fn sign_in_once(browser: &mut Browser, dcs: &Deployment, origin: &str) -> String {
+    sign_in_at(browser, LOGIN_ORIGIN, &dcs.directory.password, origin).await
+}
+
+/// Signs [`USER`] in on the site at `origin` through its pages and the form of the login
+/// service at `login` (unless the browser's central session signs it in at once); the
+/// page after.
+pub async fn sign_in_at(
+    browser: &mut Browser,
+    login: &str,
+    password: &str,
+    origin: &str,
+) -> String {
     let start = browser
         .get(&format!("{origin}/signin"))
         .await
@@ -38,18 +50,14 @@ async fn sign_in_once(browser: &mut Browser, dcs: &Deployment, origin: &str) -> 
     if form.url.starts_with(origin) {
         return form.body;
     }
-    assert!(form.url.starts_with(LOGIN_ORIGIN), "{}", form.url);
+    assert!(form.url.starts_with(login), "{}", form.url);
     let flow = form
         .form_field("flow")
         .unwrap_or_else(|| panic!("no sign-in form: {}", form.body));
     let back = browser
         .post(
-            &format!("{LOGIN_ORIGIN}/login"),
-            &[
-                ("flow", &flow),
-                ("username", USER),
-                ("password", &dcs.directory.password),
-            ],
+            &format!("{login}/login"),
+            &[("flow", &flow), ("username", USER), ("password", password)],
         )
         .await
         .expect("login");
