@@ -162,8 +162,9 @@ impl Rendered {
         Ok(workloads)
     }
 
-    /// The names of the Services that select `workload`'s pods, each with its ports
-    /// (port, target) resolved to container ports.
+    /// The names of the Services that select `workload`'s pods. Fails if one of them
+    /// serves a port other than the container's (the run finds pods by Service name at
+    /// their own ports).
     pub fn services_of(&self, workload: &Workload) -> anyhow::Result<Vec<String>> {
         let mut names = Vec::new();
         for service in self.of_kind("Service") {

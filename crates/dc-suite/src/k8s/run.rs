@@ -44,7 +44,8 @@ pub struct ManifestRun {
     pub directory: Directory,
     /// One per workload, StatefulSets first.
     pub pods: Vec<Pod>,
-    network: Network,
+    // Dropped after the pods: a network with a container on it cannot be removed.
+    _network: Network,
     _files: tempfile::TempDir,
 }
 
@@ -99,7 +100,7 @@ impl ManifestRun {
             rendered,
             directory,
             pods,
-            network,
+            _network: network,
             _files: files,
         })
     }
@@ -198,11 +199,6 @@ impl ManifestRun {
                 Ok((pod.workload.name.clone(), used))
             })
             .collect()
-    }
-
-    /// The network the pods share.
-    pub fn network_name(&self) -> &str {
-        self.network.name()
     }
 }
 
