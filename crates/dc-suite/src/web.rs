@@ -94,7 +94,6 @@ impl Directory {
         network: &Network,
         sites: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let wan = network;
         let db_password = random_hex()?;
         let bin = "/usr/lib/postgresql/15/bin";
         // A throwaway cluster in the container; password authentication over the network.
@@ -108,7 +107,7 @@ impl Directory {
             name: format!("{run}-directory"),
             image: "tessera/postgres:bookworm".into(),
             args: vec!["sh".into(), "-c".into(), script],
-            network: wan.name().to_owned(),
+            network: network.name().to_owned(),
             alias: "directory".into(),
             user: Some("postgres".into()),
             ready_line: "database system is ready to accept connections".into(),
@@ -119,7 +118,7 @@ impl Directory {
         let admin = |args: &[&str], stdin: &str| {
             docker::run_once(
                 "tessera/login:latest",
-                wan.name(),
+                network.name(),
                 &[("TESSERA_LOGIN__DATABASE_URL", url.as_str())],
                 args,
                 stdin,
