@@ -84,6 +84,45 @@ pub enum Stored {
     AlreadyThere,
 }
 
+/// One operation of an atomic [`StashClient::apply`].
+#[derive(Debug, Clone)]
+pub enum BatchOp {
+    /// Store a reusable value under `token` unless something is or was there.
+    Put {
+        /// The chosen token (it names the datacenter that stores it).
+        token: String,
+        /// The kind of value.
+        namespace: &'static str,
+        /// The value.
+        value: Vec<u8>,
+        /// How long it stays readable.
+        ttl: Duration,
+        /// Who it belongs to, or empty.
+        owner: String,
+    },
+    /// The live reusable entry under `token` must still be there.
+    Require(String),
+}
+
+/// What an [`StashClient::apply`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Every check passed and every put is stored, durably.
+    Done,
+    /// Nothing was written: the put at `index` found its token in use.
+    AlreadyThere {
+        /// The operation's index in the call.
+        index: usize,
+    },
+    /// Nothing was written: the entry the check at `index` requires is gone.
+    Absent {
+        /// The operation's index in the call.
+        index: usize,
+        /// Why it is gone.
+        why: Lookup,
+    },
+}
+
 /// A stash client presenting the caller's certificate. Cheap to clone; connects on first
 /// use and reconnects by itself.
 #[derive(Debug, Clone)]
@@ -188,6 +227,87 @@ impl StashClient {
         }
     }
 
+    /// Applies `ops` (at most 16, all of one datacenter, each token once) in one durable
+    /// commit at that datacenter: all of them, or none and the reason.
+    pub async fn apply(&self, ops: Vec<BatchOp>) -> Result<Applied, StashClientError> {
+        let operations = ops
+            .into_iter()
+            .map(|op| pb::Operation {
+                kind: Some(match op {
+                    BatchOp::Put {
+                        token,
+                        namespace,
+                        value,
+                        ttl,
+                        owner,
+                    } => pb::operation::Kind::Put(put_request(
+                        namespace, value, ttl, &owner, token, false,
+                    )),
+                    BatchOp::Require(token) => pb::operation::Kind::Require(token),
+                }),
+            })
+            .collect();
+        let status = match self
+            .client
+            .clone()
+            .apply(pb::ApplyRequest { operations })
+            .await
+        {
+            Ok(_) => return Ok(Applied::Done),
+            Err(status) => status,
+        };
+        let Some(index) = status
+            .metadata()
+            .get(OPERATION_METADATA)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+        else {
+            return Err(failed(status));
+        };
+        if status.code() == Code::AlreadyExists {
+            return Ok(Applied::AlreadyThere { index });
+        }
+        match absent(status)? {
+            Lookup::Found(_) => Err(StashClientError::Failed {
+                code: Code::Internal,
+                message: "the stash refused an Apply without saying why".into(),
+            }),
+            why => Ok(Applied::Absent { index, why }),
+        }
+    }
+
+    /// The reusable values under `tokens` (at most 16, all of one datacenter), in order,
+    /// each found or why not, in one call.
+    pub async fn get_many(&self, tokens: Vec<String>) -> Result<Vec<Lookup>, StashClientError> {
+        let count = tokens.len();
+        let reply = self
+            .client
+            .clone()
+            .get_many(pb::GetManyRequest { tokens })
+            .await
+            .map_err(failed)?
+            .into_inner();
+        if reply.entries.len() != count {
+            return Err(StashClientError::Failed {
+                code: Code::Internal,
+                message: format!(
+                    "the stash answered {} of {count} reads",
+                    reply.entries.len()
+                ),
+            });
+        }
+        reply
+            .entries
+            .into_iter()
+            .map(|entry| match entry.absent.as_str() {
+                "" => Ok(Lookup::Found(entry.value)),
+                code => lookup_of_code(code).ok_or_else(|| StashClientError::Failed {
+                    code: Code::Internal,
+                    message: format!("the stash answered a read with an unknown code {code:?}"),
+                }),
+            })
+            .collect()
+    }
+
     /// Deletes the entry under `token`; whether it was there.
     pub async fn delete(&self, token: &str) -> Result<bool, StashClientError> {
         let request = pb::DeleteRequest {
@@ -239,14 +359,23 @@ fn absent(status: tonic::Status) -> Result<Lookup, StashClientError> {
         return Err(failed(status));
     }
     let code = tessera_service::code_of(&status).unwrap_or_default();
-    Ok(match code {
+    lookup_of_code(code).ok_or_else(|| failed(status))
+}
+
+/// The lookup a stable refusal code means, if it means "no value here".
+fn lookup_of_code(code: &str) -> Option<Lookup> {
+    Some(match code {
         "expired" => Lookup::Expired,
         "consumed" => Lookup::Consumed,
         "deleted" => Lookup::Deleted,
         "not_found" | "malformed_token" | "wrong_kind" | "unknown_datacenter" => Lookup::Unknown,
-        _ => return Err(failed(status)),
+        _ => return None,
     })
 }
+
+/// The metadata key naming the refused operation of a batch (the stash's
+/// `OPERATION_METADATA`).
+const OPERATION_METADATA: &str = "tessera-operation";
 
 fn put_request(
     namespace: &str,

@@ -67,6 +67,12 @@ pub enum StashError {
     /// Configuration is invalid.
     #[error("configuration error: {0}")]
     Config(String),
+    /// One operation of an Apply was refused, so none of them was applied.
+    #[error("operation {index} of the Apply was refused, so nothing in it was written: {refusal}")]
+    InOperation {
+        index: usize,
+        refusal: Box<StashError>,
+    },
 }
 
 impl ServiceError for StashError {
@@ -89,6 +95,7 @@ impl ServiceError for StashError {
             StashError::NotReplicated { .. } => "not_replicated",
             StashError::RedisMayEvict { .. } => "redis_may_evict",
             StashError::Config(_) => "config",
+            StashError::InOperation { refusal, .. } => refusal.code(),
         }
     }
 
@@ -108,11 +115,33 @@ impl ServiceError for StashError {
             StashError::PeerUnavailable { .. } => Code::Unavailable,
             StashError::Storage(_) | StashError::NotReplicated { .. } => Code::Unavailable,
             StashError::RedisMayEvict { .. } | StashError::Config(_) => Code::Internal,
+            StashError::InOperation { refusal, .. } => refusal.grpc_code(),
         }
     }
 }
 
 impl StashError {
+    /// The refusal itself, whether or not it came from inside an Apply.
+    pub fn refusal(&self) -> &StashError {
+        match self {
+            StashError::InOperation { refusal, .. } => refusal,
+            other => other,
+        }
+    }
+
+    pub(crate) fn in_operation(self, index: usize) -> Self {
+        match self {
+            // Storage failures concern the whole call, not one operation.
+            StashError::Storage(_)
+            | StashError::NotReplicated { .. }
+            | StashError::StoreFull(_) => self,
+            refusal => StashError::InOperation {
+                index,
+                refusal: Box::new(refusal),
+            },
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
         StashError::InvalidArgument {
             field,
@@ -127,9 +156,19 @@ impl From<tessera_service::ServeError> for StashError {
     }
 }
 
+/// Names the refused operation of an Apply or GetMany by its index (from 0).
+pub const OPERATION_METADATA: &str = "tessera-operation";
+
 impl From<StashError> for tonic::Status {
     fn from(err: StashError) -> Self {
-        err.to_status()
+        let mut status = err.to_status();
+        if let StashError::InOperation { index, .. } = err {
+            status.metadata_mut().insert(
+                OPERATION_METADATA,
+                tonic::metadata::MetadataValue::from(index as u64),
+            );
+        }
+        status
     }
 }
 

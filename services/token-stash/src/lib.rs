@@ -20,10 +20,10 @@ mod seal;
 mod stash;
 mod token;
 
-pub use error::{ServiceError, StashError, CODE_METADATA};
+pub use error::{ServiceError, StashError, CODE_METADATA, OPERATION_METADATA};
 pub use metrics::StashMetrics;
 pub use seal::TokenSealer;
-pub use stash::{PutInput, Stash, StashStats};
+pub use stash::{ApplyInput, PutInput, Stash, StashStats, MAX_BATCH};
 pub use token::{
     DatacenterId, Namespace, Owner, Token, TokenKey, Ttl, MAX_OWNER_BYTES, MAX_TTL,
     MAX_VALUE_BYTES, MIN_TTL,

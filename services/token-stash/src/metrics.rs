@@ -20,6 +20,8 @@ pub struct StashMetrics {
     pub registry: Registry,
     /// Values stored.
     pub puts: std::sync::Arc<Counter>,
+    /// Applies that stored all of their puts.
+    pub applies: std::sync::Arc<Counter>,
     /// Single-use values taken.
     pub takes: std::sync::Arc<Counter>,
     /// Reusable values read.
@@ -56,6 +58,10 @@ impl StashMetrics {
         let registry = Registry::default();
         StashMetrics {
             puts: registry.register(Counter::new("tessera_stash_puts_total", "Values stored.")),
+            applies: registry.register(Counter::new(
+                "tessera_stash_applies_total",
+                "Applies committed (their puts also count as puts).",
+            )),
             takes: registry.register(Counter::new(
                 "tessera_stash_takes_total",
                 "Single-use values taken.",
@@ -114,7 +120,7 @@ impl StashMetrics {
     /// Counts a failed operation.
     pub fn failure(&self, operation: &'static str, err: &StashError) {
         self.failures.inc(err.code());
-        if operation == "put" {
+        if operation == "put" || operation == "apply" {
             self.write_failures.inc(err.code());
         }
     }

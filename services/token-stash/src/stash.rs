@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tessera_clock::{SharedClock, UnixMillis};
 
 use crate::metrics::StashMetrics;
-use crate::store::{NewEntry, Store, StoreStats, StoredEntry};
+use crate::store::{NewEntry, Store, StoreOp, StoreStats, StoredEntry};
 use crate::token::{check_value, Namespace, Owner, Ttl};
 use crate::{DatacenterId, StashError, Token, TokenSealer};
 
@@ -51,6 +51,28 @@ impl PutInput {
     pub fn with_token(mut self, token: Token) -> Self {
         self.chosen_token = Some(token);
         self
+    }
+}
+
+/// The most operations one Apply or GetMany carries: enough for a session's records,
+/// small enough that one call never holds the writer long.
+pub const MAX_BATCH: usize = 16;
+
+/// One operation of an Apply, validated.
+#[derive(Debug, Clone)]
+pub enum ApplyInput {
+    /// Put-if-absent under the chosen token the input carries.
+    Put(PutInput),
+    /// A live reusable entry that must still be there.
+    Require(Token),
+}
+
+impl ApplyInput {
+    fn token(&self) -> Option<&Token> {
+        match self {
+            ApplyInput::Put(input) => input.chosen_token.as_ref(),
+            ApplyInput::Require(token) => Some(token),
+        }
     }
 }
 
@@ -123,8 +145,8 @@ impl<S: Store> Stash<S> {
         result
     }
 
-    async fn try_put(&self, input: PutInput) -> Result<(Token, UnixMillis), StashError> {
-        let token = match input.chosen_token {
+    async fn try_put(&self, mut input: PutInput) -> Result<(Token, UnixMillis), StashError> {
+        let token = match input.chosen_token.take() {
             Some(token) if token.home() == self.datacenter.as_str() => token,
             Some(token) => {
                 return Err(StashError::invalid(
@@ -139,22 +161,32 @@ impl<S: Store> Stash<S> {
             None => Token::mint(&self.datacenter)?,
         };
         let now = self.clock.now();
-        let expires_at = now.saturating_add(input.ttl.duration());
+        let entry = self.new_entry(input, &token, now)?;
+        let expires_at = entry.expires_at;
+        self.store.put(token.key(), entry, now).await?;
+        Ok((token, expires_at))
+    }
+
+    /// What the store keeps for `input` under `token`, stored at `now`.
+    fn new_entry(
+        &self,
+        input: PutInput,
+        token: &Token,
+        now: UnixMillis,
+    ) -> Result<NewEntry, StashError> {
         let sealed_token = match input.owner {
-            Some(_) => self.sealer.seal(&token)?,
+            Some(_) => self.sealer.seal(token)?,
             None => Vec::new(),
         };
-        let entry = NewEntry {
+        Ok(NewEntry {
             namespace: input.namespace,
             owner: input.owner,
             value: input.value,
             single_use: input.single_use,
             created_at: now,
-            expires_at,
+            expires_at: now.saturating_add(input.ttl.duration()),
             sealed_token,
-        };
-        self.store.put(token.key(), entry, now).await?;
-        Ok((token, expires_at))
+        })
     }
 
     /// Reads and removes a single-use entry; exactly one caller of many wins.
@@ -181,6 +213,99 @@ impl<S: Store> Stash<S> {
             Err(err) => self.metrics.failure("get", err),
         }
         result
+    }
+
+    /// Applies `ops` in one durable commit, all or none (see `Apply` in `stash.proto`);
+    /// when each put's entry expires, in order.
+    pub async fn apply(&self, ops: Vec<ApplyInput>) -> Result<Vec<UnixMillis>, StashError> {
+        let result = self.try_apply(ops).await;
+        match &result {
+            Ok(expiries) => {
+                self.metrics.applies.inc();
+                self.metrics.puts.inc_by(expiries.len() as u64);
+            }
+            Err(err) => self.metrics.failure("apply", err),
+        }
+        result
+    }
+
+    async fn try_apply(&self, ops: Vec<ApplyInput>) -> Result<Vec<UnixMillis>, StashError> {
+        self.check_batch("operations", ops.iter().map(ApplyInput::token))?;
+        let now = self.clock.now();
+        let mut expiries = Vec::new();
+        let mut store_ops = Vec::with_capacity(ops.len());
+        for op in ops {
+            store_ops.push(match op {
+                ApplyInput::Require(token) => StoreOp::Require { key: token.key() },
+                ApplyInput::Put(mut input) => {
+                    let Some(token) = input.chosen_token.take() else {
+                        return Err(StashError::invalid(
+                            "operations",
+                            "hold a put without a token; every put of an Apply chooses its token",
+                        ));
+                    };
+                    let entry = self.new_entry(input, &token, now)?;
+                    expiries.push(entry.expires_at);
+                    StoreOp::Put {
+                        key: token.key(),
+                        entry,
+                    }
+                }
+            });
+        }
+        self.store.apply(store_ops, now).await?;
+        Ok(expiries)
+    }
+
+    /// Reads several reusable entries at once, each as [`Stash::get`] would.
+    pub async fn get_many(
+        &self,
+        tokens: &[Token],
+    ) -> Result<Vec<Result<StoredEntry, StashError>>, StashError> {
+        self.check_batch("tokens", tokens.iter().map(Some))?;
+        let keys = tokens.iter().map(Token::key).collect();
+        let result = self.store.get_many(keys, self.clock.now()).await;
+        match &result {
+            Ok(found) => self.metrics.gets.inc_by(found.len() as u64),
+            Err(err) => self.metrics.failure("get", err),
+        }
+        result
+    }
+
+    /// Refuses a batch that is empty, too long, names a token twice or names another
+    /// datacenter's token.
+    fn check_batch<'t>(
+        &self,
+        field: &'static str,
+        tokens: impl ExactSizeIterator<Item = Option<&'t Token>>,
+    ) -> Result<(), StashError> {
+        let count = tokens.len();
+        if count == 0 || count > MAX_BATCH {
+            return Err(StashError::invalid(
+                field,
+                format!("holds {count}; send 1 to {MAX_BATCH} per call"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        for token in tokens.flatten() {
+            if token.home() != self.datacenter.as_str() {
+                return Err(StashError::invalid(
+                    field,
+                    format!(
+                        "name datacenter {:?} as well as {:?}; send one call per datacenter",
+                        token.home(),
+                        self.datacenter.as_str()
+                    ),
+                ));
+            }
+            if !seen.insert(token.key()) {
+                return Err(StashError::invalid(
+                    field,
+                    "name one token twice; each token may appear once per call",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Deletes an entry; whether a live one was there.

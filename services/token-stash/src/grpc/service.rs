@@ -8,7 +8,7 @@ use tessera_proto::stash::v1::token_stash_server::TokenStash;
 use tonic::{Request, Response, Status};
 
 use super::peers::{forwarded_status, PeerClient, PeerRoute, Peers};
-use crate::stash::PutInput;
+use crate::stash::{ApplyInput, PutInput};
 use crate::store::Store;
 use crate::token::{Namespace, Owner};
 use crate::{Stash, StashError, Token};
@@ -79,6 +79,32 @@ impl<S: Store> StashService<S> {
             token: token.expose().to_owned(),
             expires_at_unix_ms: expires_at.as_i64(),
         })
+    }
+
+    /// The token of operation `index` of an Apply, checked, and the operation.
+    fn apply_input(&self, index: usize, op: pb::Operation) -> Result<ApplyInput, StashError> {
+        let parsed = match op.kind {
+            Some(pb::operation::Kind::Put(put)) => {
+                Token::try_from(put.token.as_str()).and_then(|token| {
+                    PutInput::parse(
+                        &put.namespace,
+                        put.value,
+                        put.ttl_seconds,
+                        put.single_use,
+                        &put.owner,
+                    )
+                    .map(|input| ApplyInput::Put(input.with_token(token)))
+                })
+            }
+            Some(pb::operation::Kind::Require(token)) => {
+                Token::try_from(token.as_str()).map(ApplyInput::Require)
+            }
+            None => Err(StashError::invalid(
+                "operations",
+                "hold an empty operation; set put or require",
+            )),
+        };
+        parsed.map_err(|e| e.in_operation(index))
     }
 
     fn parse_token(&self, operation: &'static str, text: &str) -> Result<Token, Status> {
@@ -231,6 +257,63 @@ impl<S: Store> TokenStash for StashService<S> {
         }))
     }
 
+    async fn apply(
+        &self,
+        request: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::ApplyResponse>, Status> {
+        self.access.authorize("Apply", &request)?;
+        let Some(home) = request.get_ref().operations.first().map(operation_token) else {
+            return Err(invalid_batch(self, "apply", "operations"));
+        };
+        let home = self.parse_token("apply", home)?;
+        // The stash at home judges the whole batch, tokens of other datacenters included.
+        self.at_home(
+            "Apply",
+            home,
+            request,
+            |stash, _, request| async move {
+                let mut ops = Vec::with_capacity(request.operations.len());
+                for (index, op) in request.operations.into_iter().enumerate() {
+                    ops.push(self.apply_input(index, op)?);
+                }
+                let expiries = stash.apply(ops).await?;
+                Ok(pb::ApplyResponse {
+                    expires_at_unix_ms: expiries.iter().map(|at| at.as_i64()).collect(),
+                })
+            },
+            |mut peer, request| async move { peer.apply(request).await },
+        )
+        .await
+    }
+
+    async fn get_many(
+        &self,
+        request: Request<pb::GetManyRequest>,
+    ) -> Result<Response<pb::GetManyResponse>, Status> {
+        self.access.authorize("GetMany", &request)?;
+        let Some(home) = request.get_ref().tokens.first() else {
+            return Err(invalid_batch(self, "get", "tokens"));
+        };
+        let home = self.parse_token("get", home)?;
+        self.at_home(
+            "GetMany",
+            home,
+            request,
+            |stash, _, request| async move {
+                let mut tokens = Vec::with_capacity(request.tokens.len());
+                for (index, text) in request.tokens.iter().enumerate() {
+                    tokens.push(Token::try_from(text.as_str()).map_err(|e| e.in_operation(index))?);
+                }
+                let found = stash.get_many(&tokens).await?;
+                Ok(pb::GetManyResponse {
+                    entries: found.into_iter().map(entry_of).collect(),
+                })
+            },
+            |mut peer, request| async move { peer.get_many(request).await },
+        )
+        .await
+    }
+
     async fn stats(
         &self,
         request: Request<pb::StatsRequest>,
@@ -242,5 +325,43 @@ impl<S: Store> TokenStash for StashService<S> {
             live_bytes: stats.live_bytes,
             capacity_entries: stats.capacity_entries,
         }))
+    }
+}
+
+fn operation_token(op: &pb::Operation) -> &str {
+    match &op.kind {
+        Some(pb::operation::Kind::Put(put)) => &put.token,
+        Some(pb::operation::Kind::Require(token)) => token,
+        None => "",
+    }
+}
+
+fn invalid_batch<S: Store>(
+    service: &StashService<S>,
+    operation: &'static str,
+    field: &'static str,
+) -> Status {
+    let err = StashError::invalid(
+        field,
+        format!("is empty; send 1 to {} per call", crate::stash::MAX_BATCH),
+    );
+    service.stash.metrics().failure(operation, &err);
+    err.to_status()
+}
+
+/// A GetMany answer: the entry, or the code of why there is none.
+fn entry_of(found: Result<crate::store::StoredEntry, StashError>) -> pb::Entry {
+    match found {
+        Ok(entry) => pb::Entry {
+            absent: String::new(),
+            value: entry.value,
+            namespace: entry.namespace,
+            owner: entry.owner,
+            expires_at_unix_ms: entry.expires_at.as_i64(),
+        },
+        Err(why) => pb::Entry {
+            absent: why.code().to_owned(),
+            ..Default::default()
+        },
     }
 }

@@ -21,7 +21,7 @@ use super::record::{
     owner_prefix, owner_row, owner_value, read_tombstone, split_time_key, time_key, tombstone,
     Record,
 };
-use super::{GoneReason, NewEntry, Store, StoreStats, StoredEntry, DEFAULT_REMEMBER_FOR};
+use super::{GoneReason, NewEntry, Store, StoreOp, StoreStats, StoredEntry, DEFAULT_REMEMBER_FOR};
 use crate::token::{Namespace, Owner, TokenKey};
 use crate::StashError;
 
@@ -101,6 +101,11 @@ enum WriteOp {
         now: UnixMillis,
         reply: Reply<bool>,
     },
+    Apply {
+        ops: Vec<StoreOp>,
+        now: UnixMillis,
+        reply: Reply<()>,
+    },
     Purge {
         now: UnixMillis,
         reply: Reply<u64>,
@@ -174,26 +179,33 @@ impl Store for EmbeddedStore {
     async fn get(&self, key: TokenKey, now: UnixMillis) -> Result<StoredEntry, StashError> {
         self.read(move |db| {
             let txn = db.begin_read()?;
-            let entries = txn.open_table(ENTRIES)?;
-            let Some(bytes) = entries.get(key.0.as_slice())? else {
-                let tombstones = txn.open_table(TOMBSTONES)?;
-                return Err(gone(&tombstones, &key, now)?);
-            };
-            let record = decode(bytes.value())?;
-            if record.single_use {
-                return Err(StashError::WrongKind {
-                    actual: "single-use",
-                    use_instead: "Take",
-                });
-            }
-            if record.expires_at <= now {
-                return Err(StashError::Expired {
-                    at: record.expires_at,
-                });
-            }
-            Ok(record.into_stored())
+            read_reusable(
+                &txn.open_table(ENTRIES)?,
+                &txn.open_table(TOMBSTONES)?,
+                &key,
+                now,
+            )?
         })
         .await
+    }
+
+    async fn get_many(
+        &self,
+        keys: Vec<TokenKey>,
+        now: UnixMillis,
+    ) -> Result<Vec<Result<StoredEntry, StashError>>, StashError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let (entries, tombstones) = (txn.open_table(ENTRIES)?, txn.open_table(TOMBSTONES)?);
+            keys.iter()
+                .map(|key| read_reusable(&entries, &tombstones, key, now))
+                .collect()
+        })
+        .await
+    }
+
+    async fn apply(&self, ops: Vec<StoreOp>, now: UnixMillis) -> Result<(), StashError> {
+        self.write(|reply| WriteOp::Apply { ops, now, reply }).await
     }
 
     async fn delete(&self, key: TokenKey, now: UnixMillis) -> Result<bool, StashError> {
@@ -360,6 +372,9 @@ fn commit_group(db: &Database, options: &EmbeddedStoreOptions, group: &mut Vec<W
                     WriteOp::Delete { key, now, reply } => {
                         Answer::Flag(reply, tables.delete(key, now)?)
                     }
+                    WriteOp::Apply { ops, now, reply } => {
+                        Answer::Unit(reply, tables.apply(ops, now)?)
+                    }
                     WriteOp::Purge { now, reply } => {
                         Answer::Count(reply, Ok(tables.purge(now, PURGE_STEP)?))
                     }
@@ -445,20 +460,67 @@ impl<'txn> Tables<'txn> {
     }
 
     fn put(&mut self, key: TokenKey, record: Record, now: UnixMillis) -> Step<()> {
-        if self.entries.get(key.0.as_slice())?.is_some()
-            || !matches!(gone(&self.tombstones, &key, now)?, StashError::NotFound)
-        {
+        if self.in_use(&key, now)? {
             return Ok(Err(StashError::AlreadyExists));
         }
-        if self.live_entries >= self.options.capacity {
+        if let Err(full) = self.make_room(1, now)? {
+            return Ok(Err(full));
+        }
+        self.insert(key, record)?;
+        Ok(Ok(()))
+    }
+
+    /// Whether `key` is stored or remembered: a put there must be refused.
+    fn in_use(&self, key: &TokenKey, now: UnixMillis) -> Result<bool, StashError> {
+        Ok(self.entries.get(key.0.as_slice())?.is_some()
+            || !matches!(gone(&self.tombstones, key, now)?, StashError::NotFound))
+    }
+
+    /// Room for `count` more live entries, or the refusal.
+    fn make_room(&mut self, count: u64, now: UnixMillis) -> Step<()> {
+        if self.live_entries + count > self.options.capacity {
             // Expired entries not yet purged must never be why a put is refused.
             self.purge(now, usize::MAX)?;
-            if self.live_entries >= self.options.capacity {
+            if self.live_entries + count > self.options.capacity {
                 return Ok(Err(StashError::CapacityExhausted {
                     capacity: self.options.capacity,
                 }));
             }
         }
+        Ok(Ok(()))
+    }
+
+    /// Checks every operation first and writes only if all pass, so a refusal leaves
+    /// nothing behind; all of it commits with the rest of the group.
+    fn apply(&mut self, ops: Vec<StoreOp>, now: UnixMillis) -> Step<()> {
+        let mut puts = 0;
+        for (index, op) in ops.iter().enumerate() {
+            let refusal = match op {
+                StoreOp::Put { key, .. } => {
+                    puts += 1;
+                    self.in_use(key, now)?.then_some(StashError::AlreadyExists)
+                }
+                StoreOp::Require { key } => {
+                    read_reusable(&self.entries, &self.tombstones, key, now)?.err()
+                }
+            };
+            if let Some(refusal) = refusal {
+                return Ok(Err(refusal.in_operation(index)));
+            }
+        }
+        if let Err(full) = self.make_room(puts, now)? {
+            let first_put = ops.iter().position(|op| matches!(op, StoreOp::Put { .. }));
+            return Ok(Err(full.in_operation(first_put.unwrap_or(0))));
+        }
+        for op in ops {
+            if let StoreOp::Put { key, entry } = op {
+                self.insert(key, Record::from_new(entry))?;
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn insert(&mut self, key: TokenKey, record: Record) -> Result<(), StashError> {
         let size = record.value.len() as u64;
         self.dirty = true;
         self.entries
@@ -472,7 +534,7 @@ impl<'txn> Tables<'txn> {
         }
         self.live_entries += 1;
         self.live_bytes += size;
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn take(&mut self, key: TokenKey, now: UnixMillis) -> Step<StoredEntry> {
@@ -605,6 +667,31 @@ impl<'txn> Tables<'txn> {
         }
         Ok(())
     }
+}
+
+/// The reusable entry under `key`, or why a get finds none.
+fn read_reusable(
+    entries: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tombstones: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &TokenKey,
+    now: UnixMillis,
+) -> Step<StoredEntry> {
+    let Some(bytes) = entries.get(key.0.as_slice())? else {
+        return Ok(Err(gone(tombstones, key, now)?));
+    };
+    let record = decode(bytes.value())?;
+    if record.single_use {
+        return Ok(Err(StashError::WrongKind {
+            actual: "single-use",
+            use_instead: "Take",
+        }));
+    }
+    if record.expires_at <= now {
+        return Ok(Err(StashError::Expired {
+            at: record.expires_at,
+        }));
+    }
+    Ok(Ok(record.into_stored()))
 }
 
 /// The error for a token that is not stored: what its tombstone says, or not found.

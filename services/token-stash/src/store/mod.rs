@@ -56,6 +56,32 @@ pub struct StoredEntry {
     pub expires_at: UnixMillis,
 }
 
+/// One operation of an atomic [`Store::apply`].
+#[derive(Clone, Debug)]
+pub enum StoreOp {
+    /// Store `entry` under `key` if nothing is or was there (as [`Store::put`]).
+    Put {
+        /// Where.
+        key: TokenKey,
+        /// What.
+        entry: NewEntry,
+    },
+    /// Refuse the whole apply unless a live reusable entry is under `key`.
+    Require {
+        /// Where.
+        key: TokenKey,
+    },
+}
+
+impl StoreOp {
+    /// The key the operation concerns.
+    pub fn key(&self) -> &TokenKey {
+        match self {
+            StoreOp::Put { key, .. } | StoreOp::Require { key } => key,
+        }
+    }
+}
+
 /// Counts of what a store holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -120,7 +146,8 @@ impl GoneReason {
 /// - a consumed or expired token is reported as such for at least the configured memory
 ///   time (bounded in count), then as not found;
 /// - `list_by_owner` lists only live entries;
-/// - `put` never overwrites: a key that is stored or remembered gets `AlreadyExists`.
+/// - `put` never overwrites: a key that is stored or remembered gets `AlreadyExists`;
+/// - `apply` is all or nothing, in one durable commit.
 pub trait Store: Send + Sync + 'static {
     /// Stores `entry` under `key`, unless that would exceed `capacity` live entries or
     /// `key` is in use or remembered (a token is never used twice): put-if-absent.
@@ -144,6 +171,22 @@ pub trait Store: Send + Sync + 'static {
         key: TokenKey,
         now: UnixMillis,
     ) -> impl Future<Output = Result<StoredEntry, StashError>> + Send;
+
+    /// Applies `ops` (distinct keys) in one atomic, durable step: either every check
+    /// passes and every put is stored, or nothing is written and the error is the first
+    /// refusal, as [`StashError::InOperation`] naming its index.
+    fn apply(
+        &self,
+        ops: Vec<StoreOp>,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<(), StashError>> + Send;
+
+    /// Reads the reusable entries under `keys`, each as [`Store::get`] would.
+    fn get_many(
+        &self,
+        keys: Vec<TokenKey>,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<Vec<Result<StoredEntry, StashError>>, StashError>> + Send;
 
     /// Removes the entry under `key`; whether a live entry was there.
     fn delete(

@@ -30,7 +30,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Script;
 use tessera_clock::UnixMillis;
 
-use super::{GoneReason, NewEntry, Store, StoreStats, StoredEntry, DEFAULT_REMEMBER_FOR};
+use super::{GoneReason, NewEntry, Store, StoreOp, StoreStats, StoredEntry, DEFAULT_REMEMBER_FOR};
 use crate::token::{Namespace, Owner, TokenKey};
 use crate::StashError;
 
@@ -94,6 +94,8 @@ struct Scripts {
     list: Script,
     purge: Script,
     stats: Script,
+    apply: Script,
+    get_many: Script,
 }
 
 impl RedisStore {
@@ -133,6 +135,8 @@ impl RedisStore {
                 list: Script::new(LIST),
                 purge: Script::new(PURGE),
                 stats: Script::new(STATS),
+                apply: Script::new(APPLY),
+                get_many: Script::new(GET_MANY),
             },
         };
         while store.purge_expired(now).await? > 0 {}
@@ -406,6 +410,75 @@ impl Store for RedisStore {
         read_reply(reply, now)
     }
 
+    async fn apply(&self, ops: Vec<StoreOp>, now: UnixMillis) -> Result<(), StashError> {
+        let mut call = self.scripts.apply.prepare_invoke();
+        call.arg(&self.options.key_prefix)
+            .arg(now.0)
+            .arg(self.options.capacity);
+        for op in &ops {
+            match op {
+                StoreOp::Put { key, entry } => {
+                    let remembered_until =
+                        entry.expires_at.saturating_add(self.options.remember_for);
+                    call.arg("p")
+                        .arg(key.to_text())
+                        .arg(entry.value.as_slice())
+                        .arg(entry.namespace.as_str())
+                        .arg(entry.owner.as_ref().map(|o| o.as_str()).unwrap_or(""))
+                        .arg(if entry.single_use { "1" } else { "0" })
+                        .arg(entry.created_at.0)
+                        .arg(entry.expires_at.0)
+                        .arg(entry.sealed_token.as_slice())
+                        .arg(remembered_until.0);
+                }
+                StoreOp::Require { key } => {
+                    call.arg("r").arg(key.to_text());
+                    for _ in 0..8 {
+                        call.arg("");
+                    }
+                }
+            }
+        }
+        let reply: Vec<Vec<u8>> = call.invoke_async(&mut self.connection.clone()).await?;
+        let index = reply
+            .get(1)
+            .and_then(|i| std::str::from_utf8(i).ok()?.parse::<usize>().ok())
+            .unwrap_or(0);
+        let refusal = match reply.first().map(Vec::as_slice) {
+            Some(b"ok") => return self.confirm_replicated().await,
+            Some(b"exists") => StashError::AlreadyExists,
+            Some(b"full") => StashError::CapacityExhausted {
+                capacity: self.options.capacity,
+            },
+            // The rest is a get's reply after the index: the required entry's absence.
+            _ => match read_reply(reply.into_iter().skip(2).collect(), now) {
+                Err(absent) => absent,
+                Ok(_) => StashError::Storage("unexpected reply from Redis".into()),
+            },
+        };
+        Err(refusal.in_operation(index))
+    }
+
+    async fn get_many(
+        &self,
+        keys: Vec<TokenKey>,
+        now: UnixMillis,
+    ) -> Result<Vec<Result<StoredEntry, StashError>>, StashError> {
+        let mut call = self.scripts.get_many.prepare_invoke();
+        call.arg(&self.options.key_prefix).arg(now.0);
+        for key in &keys {
+            call.arg(key.to_text());
+        }
+        let replies: Vec<Vec<Vec<u8>>> = call.invoke_async(&mut self.connection.clone()).await?;
+        if replies.len() != keys.len() {
+            return Err(StashError::Storage("unexpected reply from Redis".into()));
+        }
+        Ok(replies
+            .into_iter()
+            .map(|reply| read_reply(reply, now))
+            .collect())
+    }
+
     async fn delete(&self, key: TokenKey, now: UnixMillis) -> Result<bool, StashError> {
         let existed: i64 = self
             .removal(&self.scripts.delete, &key, now)
@@ -530,6 +603,76 @@ end
 local keep_until = string.format('%d', now + tonumber(ARGV[4]))
 redis.call('SET', KEYS[2], 'consumed:' .. ARGV[2] .. ':' .. keep_until, 'PXAT', keep_until)
 return {'ok', e[1], e[2], e[3], e[5], e[6]}
+"#;
+
+// ARGV: prefix, now, capacity, then ten fields per operation: kind (`p` put, `r`
+// require), key, and for a put: value, namespace, owner, single_use, created_at,
+// expires_at, sealed token, tombstone until. Every check runs before any write, so a
+// refusal (`{'exists'|'full'|get's refusal..., index}`) leaves nothing written; indexes
+// count from 0.
+const APPLY: &str = r#"
+local p, now = ARGV[1], tonumber(ARGV[2])
+local n = (#ARGV - 3) / 10
+local puts, first_put = 0, nil
+for i = 0, n - 1 do
+  local b = 3 + i * 10
+  local h = ARGV[b + 2]
+  local ek, tk = p .. 'e:' .. h, p .. 't:' .. h
+  if ARGV[b + 1] == 'p' then
+    if redis.call('EXISTS', ek, tk) > 0 then return {'exists', tostring(i)} end
+    puts = puts + 1
+    first_put = first_put or i
+  else
+    local e = redis.call('HMGET', ek, 'su', 'exp')
+    if not e[2] then
+      local t = redis.call('GET', tk)
+      if t then return {'gone', tostring(i), 'gone', t} end
+      return {'missing', tostring(i), 'missing'}
+    end
+    if e[1] == '1' then return {'single', tostring(i), 'single'} end
+    if tonumber(e[2]) <= now then return {'expired', tostring(i), 'expired', e[2]} end
+  end
+end
+if puts > 0 and redis.call('ZCOUNT', p .. 'x', '(' .. ARGV[2], '+inf') + puts > tonumber(ARGV[3]) then
+  return {'full', tostring(first_put)}
+end
+for i = 0, n - 1 do
+  local b = 3 + i * 10
+  if ARGV[b + 1] == 'p' then
+    local h, v, ns, ow, exp, keep = ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 8], ARGV[b + 10]
+    local ek = p .. 'e:' .. h
+    redis.call('HSET', ek, 'v', v, 'ns', ns, 'ow', ow, 'su', ARGV[b + 6],
+      'ca', ARGV[b + 7], 'exp', exp, 'st', ARGV[b + 9])
+    redis.call('PEXPIREAT', ek, exp)
+    redis.call('SET', p .. 't:' .. h, 'expired:' .. exp .. ':' .. keep, 'PXAT', keep)
+    redis.call('ZADD', p .. 'x', exp, h .. ':' .. #v)
+    if ow ~= '' then
+      local ok = p .. 'o:' .. #ns .. ':' .. ns .. ':' .. ow
+      redis.call('ZADD', ok, exp, h)
+      if redis.call('PEXPIRETIME', ok) < tonumber(exp) then
+        redis.call('PEXPIREAT', ok, exp)
+      end
+    end
+    redis.call('INCRBY', p .. 'bytes', #v)
+  end
+end
+return {'ok'}
+"#;
+
+// ARGV: prefix, now, then keys. One get reply per key, in order.
+const GET_MANY: &str = r#"#!lua flags=no-writes
+local p, now = ARGV[1], tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV do
+  local e = redis.call('HMGET', p .. 'e:' .. ARGV[i], 'v', 'ns', 'ow', 'su', 'ca', 'exp')
+  if not e[1] then
+    local t = redis.call('GET', p .. 't:' .. ARGV[i])
+    if t then out[#out + 1] = {'gone', t} else out[#out + 1] = {'missing'} end
+  elseif e[4] == '1' then out[#out + 1] = {'single'}
+  elseif tonumber(e[6]) <= now then out[#out + 1] = {'expired', e[6]}
+  else out[#out + 1] = {'ok', e[1], e[2], e[3], e[5], e[6]} end
+end
+return out
 "#;
 
 // KEYS: entry, tombstone.  ARGV: now.

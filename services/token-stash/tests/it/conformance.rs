@@ -8,7 +8,7 @@ use tessera_token_stash::ServiceError as _;
 use tessera_token_stash::store::{
     EmbeddedStore, EmbeddedStoreOptions, RedisStore, RedisStoreOptions, Store,
 };
-use tessera_token_stash::{Namespace, Owner, Stash, StashError, StashMetrics};
+use tessera_token_stash::{ApplyInput, Namespace, Owner, Stash, StashError, StashMetrics};
 
 use crate::support::{dc, for_each_backend, input, sealer, secs, Fixture, FIXTURE_CAPACITY};
 
@@ -27,6 +27,11 @@ for_each_backend!(embedded_fixture, redis_fixture:
     purge_removes_expired_entries_from_every_index,
     unknown_tokens_are_not_found,
     a_chosen_token_is_stored_only_if_absent,
+    apply_stores_every_put_when_every_check_passes,
+    apply_refused_anywhere_writes_nothing,
+    apply_at_capacity_writes_nothing,
+    apply_rejects_batches_it_cannot_judge,
+    get_many_reads_each_entry_or_says_why_not,
 );
 
 async fn reusable_entries_are_readable_until_expiry_and_not_after<S: Store>(f: Fixture<S>) {
@@ -429,6 +434,238 @@ async fn a_chosen_token_is_stored_only_if_absent<S: Store>(f: Fixture<S>) {
     assert!(
         matches!(err, StashError::InvalidArgument { field: "token", .. }),
         "{err:?}"
+    );
+}
+
+fn chosen(suffix: &str) -> tessera_token_stash::Token {
+    tessera_token_stash::Token::try_from(format!("dc1.Y2hvc2VuLWJ5LXRoZS1jYWxs{suffix}").as_str())
+        .expect("well-formed")
+}
+
+fn put_at(suffix: &str, value: &[u8], owner: &str) -> ApplyInput {
+    ApplyInput::Put(input("session", value, 60, false, owner).with_token(chosen(suffix)))
+}
+
+async fn apply_stores_every_put_when_every_check_passes<S: Store>(f: Fixture<S>) {
+    f.stash
+        .put(input("session", b"parent", 60, false, "").with_token(chosen("parent")))
+        .await
+        .expect("parent stored");
+    let expiries = f
+        .stash
+        .apply(vec![
+            ApplyInput::Require(chosen("parent")),
+            put_at("aaaa", b"one", "user-1"),
+            put_at("bbbb", b"two", ""),
+        ])
+        .await
+        .expect("applied");
+    let expected = f.clock.shared().now().saturating_add(secs(60));
+    assert_eq!(
+        expiries,
+        vec![expected, expected],
+        "one expiry per put, in order"
+    );
+    assert_eq!(
+        f.stash.get(&chosen("aaaa")).await.expect("first put").value,
+        b"one"
+    );
+    assert_eq!(
+        f.stash
+            .get(&chosen("bbbb"))
+            .await
+            .expect("second put")
+            .value,
+        b"two"
+    );
+    let listed = f
+        .stash
+        .list_by_owner(
+            &Namespace::try_from("session").expect("ns"),
+            &Owner::try_from("user-1").expect("owner"),
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        listed,
+        vec![chosen("aaaa")],
+        "an applied put is indexed by owner"
+    );
+    assert_eq!(f.stash.stats().await.expect("stats").live_entries, 3);
+}
+
+async fn apply_refused_anywhere_writes_nothing<S: Store>(f: Fixture<S>) {
+    f.stash
+        .put(input("session", b"taken", 60, false, "").with_token(chosen("used")))
+        .await
+        .expect("stored");
+    // A put that collides, after one that would succeed: neither is written.
+    let err = f
+        .stash
+        .apply(vec![
+            put_at("fresh", b"x", "user-1"),
+            put_at("used", b"y", ""),
+        ])
+        .await
+        .expect_err("a collision refuses the batch");
+    assert!(
+        matches!(&err, StashError::InOperation { index: 1, refusal } if matches!(**refusal, StashError::AlreadyExists)),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.code(),
+        "already_exists",
+        "the refusal keeps its stable code"
+    );
+    assert!(err.to_string().contains("operation 1"), "{err}");
+    assert!(
+        matches!(
+            f.stash.get(&chosen("fresh")).await,
+            Err(StashError::NotFound)
+        ),
+        "the put before the refusal was not written"
+    );
+    assert_eq!(
+        f.stash.get(&chosen("used")).await.expect("kept").value,
+        b"taken"
+    );
+
+    // A required entry that was deleted, or expired, refuses the batch the same way.
+    f.stash.delete(&chosen("used")).await.expect("delete");
+    let err = f
+        .stash
+        .apply(vec![
+            put_at("fresh", b"x", ""),
+            ApplyInput::Require(chosen("used")),
+        ])
+        .await
+        .expect_err("a missing requirement refuses the batch");
+    assert!(
+        matches!(&err, StashError::InOperation { index: 1, refusal } if matches!(**refusal, StashError::Deleted)),
+        "{err:?}"
+    );
+    f.stash
+        .put(input("session", b"short", 1, false, "").with_token(chosen("short")))
+        .await
+        .expect("stored");
+    f.clock.advance(secs(1));
+    let err = f
+        .stash
+        .apply(vec![
+            ApplyInput::Require(chosen("short")),
+            put_at("fresh", b"x", ""),
+        ])
+        .await
+        .expect_err("an expired requirement refuses the batch");
+    assert!(
+        matches!(&err, StashError::InOperation { index: 0, refusal } if matches!(**refusal, StashError::Expired { .. })),
+        "{err:?}"
+    );
+    let err = f
+        .stash
+        .apply(vec![ApplyInput::Require(chosen("never"))])
+        .await
+        .expect_err("an unknown requirement");
+    assert_eq!(err.code(), "not_found");
+    assert!(matches!(
+        f.stash.get(&chosen("fresh")).await,
+        Err(StashError::NotFound)
+    ));
+    assert_eq!(f.stash.stats().await.expect("stats").live_entries, 0);
+}
+
+async fn apply_at_capacity_writes_nothing<S: Store>(f: Fixture<S>) {
+    for i in 0..FIXTURE_CAPACITY - 1 {
+        f.stash
+            .put(input("code", b"v", 60, true, ""))
+            .await
+            .unwrap_or_else(|e| panic!("put {i}: {e}"));
+    }
+    let err = f
+        .stash
+        .apply(vec![put_at("aaaa", b"one", ""), put_at("bbbb", b"two", "")])
+        .await
+        .expect_err("two puts do not fit in one free place");
+    assert_eq!(err.code(), "capacity_exhausted", "{err:?}");
+    assert!(
+        matches!(
+            f.stash.get(&chosen("aaaa")).await,
+            Err(StashError::NotFound)
+        ),
+        "not even the put that would have fitted"
+    );
+    f.stash
+        .apply(vec![put_at("aaaa", b"one", "")])
+        .await
+        .expect("one put fits");
+}
+
+async fn apply_rejects_batches_it_cannot_judge<S: Store>(f: Fixture<S>) {
+    let refusal =
+        |ops: Vec<ApplyInput>| async { f.stash.apply(ops).await.expect_err("refused").code() };
+    assert_eq!(refusal(vec![]).await, "invalid_argument", "empty");
+    let seventeen = (0..17)
+        .map(|i| put_at(&format!("n{i:03}"), b"v", ""))
+        .collect();
+    assert_eq!(refusal(seventeen).await, "invalid_argument", "too many");
+    assert_eq!(
+        refusal(vec![
+            put_at("twice", b"a", ""),
+            ApplyInput::Require(chosen("twice"))
+        ])
+        .await,
+        "invalid_argument",
+        "one token twice"
+    );
+    let foreign = tessera_token_stash::Token::try_from("dc9.Y2hvc2VuLWJ5LXRoZS1jYWxsZXI")
+        .expect("well-formed");
+    assert_eq!(
+        refusal(vec![put_at("here", b"a", ""), ApplyInput::Require(foreign)]).await,
+        "invalid_argument",
+        "two datacenters"
+    );
+    let minted = ApplyInput::Put(input("session", b"v", 60, false, ""));
+    assert_eq!(
+        refusal(vec![minted]).await,
+        "invalid_argument",
+        "a put without a token"
+    );
+    assert_eq!(f.stash.stats().await.expect("stats").live_entries, 0);
+}
+
+async fn get_many_reads_each_entry_or_says_why_not<S: Store>(f: Fixture<S>) {
+    f.stash
+        .apply(vec![
+            put_at("live", b"one", "user-1"),
+            put_at("gone", b"two", ""),
+        ])
+        .await
+        .expect("stored");
+    f.stash.delete(&chosen("gone")).await.expect("delete");
+    let (code, _) = f
+        .stash
+        .put(input("code", b"single", 60, true, ""))
+        .await
+        .expect("stored");
+    let found = f
+        .stash
+        .get_many(&[chosen("live"), chosen("gone"), chosen("never"), code])
+        .await
+        .expect("read");
+    assert_eq!(found.len(), 4);
+    let entry = found[0].as_ref().expect("live entry");
+    assert_eq!(
+        (entry.value.as_slice(), entry.owner.as_str()),
+        (&b"one"[..], "user-1")
+    );
+    let codes: Vec<_> = found[1..]
+        .iter()
+        .map(|r| r.as_ref().expect_err("absent").code())
+        .collect();
+    assert_eq!(codes, ["deleted", "not_found", "wrong_kind"]);
+    assert_eq!(
+        f.stash.get_many(&[]).await.expect_err("empty").code(),
+        "invalid_argument"
     );
 }
 

@@ -146,4 +146,22 @@ async fn access_is_checked_per_rpc() {
         .await
         .expect_err("nor take");
     assert_eq!(status.code(), Code::PermissionDenied);
+    let status = admin
+        .apply(pb::ApplyRequest {
+            operations: vec![pb::Operation {
+                kind: Some(pb::operation::Kind::Require(
+                    "dc1.AAAAAAAAAAAAAAAAAAAAAA".into(),
+                )),
+            }],
+        })
+        .await
+        .expect_err("nor apply");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = admin
+        .get_many(pb::GetManyRequest {
+            tokens: vec!["dc1.AAAAAAAAAAAAAAAAAAAAAA".into()],
+        })
+        .await
+        .expect_err("nor read many");
+    assert_eq!(status.code(), Code::PermissionDenied);
 }

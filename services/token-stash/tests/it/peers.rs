@@ -172,6 +172,87 @@ async fn a_chosen_token_is_stored_at_its_home_dc_once_whichever_dc_is_asked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_is_decided_at_its_tokens_home_and_names_the_refused_operation() {
+    let dcs = two_datacenters().await;
+    let mut in_a = dcs.a.client("login").await.expect("client");
+    let mut in_b = dcs.b.client("login").await.expect("client");
+    let put_at = |token: &str, value: &[u8]| {
+        let mut request = put_request("session", value.to_vec(), 60, false, "");
+        request.token = token.into();
+        pb::Operation {
+            kind: Some(pb::operation::Kind::Put(request)),
+        }
+    };
+    let (first, second) = (
+        "dc-a.YXBwbGllZC1hdC1ob21lLWZpcnN0",
+        "dc-a.YXBwbGllZC1hdC1ob21lLXNlY29uZA",
+    );
+    let applied = in_b
+        .apply(pb::ApplyRequest {
+            operations: vec![put_at(first, b"one"), put_at(second, b"two")],
+        })
+        .await
+        .expect("applied at dc-a through dc-b")
+        .into_inner();
+    assert_eq!(applied.expires_at_unix_ms.len(), 2);
+    let read = in_a
+        .get_many(pb::GetManyRequest {
+            tokens: vec![first.into(), second.into()],
+        })
+        .await
+        .expect("read at home")
+        .into_inner();
+    let values: Vec<_> = read.entries.iter().map(|e| e.value.as_slice()).collect();
+    assert_eq!(values, [&b"one"[..], &b"two"[..]]);
+
+    // Refused at home, answered through dc-b with the index of the refused operation.
+    let third = "dc-a.YXBwbGllZC1hdC1ob21lLXRoaXJk";
+    let status = in_b
+        .apply(pb::ApplyRequest {
+            operations: vec![put_at(third, b"three"), put_at(second, b"again")],
+        })
+        .await
+        .expect_err("the second put collides");
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(
+        status
+            .metadata()
+            .get(tessera_token_stash::OPERATION_METADATA)
+            .and_then(|v| v.to_str().ok()),
+        Some("1"),
+        "{status:?}"
+    );
+    let read = in_a
+        .get_many(pb::GetManyRequest {
+            tokens: vec![third.into()],
+        })
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(
+        read.entries[0].absent, "not_found",
+        "nothing of the refused batch"
+    );
+
+    // One call may not span datacenters.
+    let status = in_a
+        .apply(pb::ApplyRequest {
+            operations: vec![
+                put_at(third, b"three"),
+                put_at("dc-b.YXBwbGllZC1hdC1ob21lLWZvdXJ0aA", b"four"),
+            ],
+        })
+        .await
+        .expect_err("two datacenters");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("one call per datacenter"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_home_dc_is_unavailable_and_named() {
     let pki = Arc::new(TestPki::new().expect("pki"));
     // An address nobody listens on: bind, note it, and close it again.
