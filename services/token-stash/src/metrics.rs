@@ -32,7 +32,8 @@ pub struct StashMetrics {
     pub purged: std::sync::Arc<Counter>,
     /// Failed operations by reason (the error's code).
     pub failures: std::sync::Arc<LabeledCounter>,
-    /// Failed puts by reason: the writes the stash had to refuse.
+    /// Failed puts and Applies by reason: the writes the stash had to refuse. An Apply
+    /// refused because a required entry is gone counts only in `failures`.
     pub write_failures: std::sync::Arc<LabeledCounter>,
     /// Calls forwarded to a token's home datacenter, by RPC.
     pub forwarded: std::sync::Arc<LabeledCounter>,
@@ -85,7 +86,7 @@ impl StashMetrics {
             )),
             write_failures: registry.register(LabeledCounter::new(
                 "tessera_stash_write_failures_total",
-                "Puts the stash refused or could not store, by reason.",
+                "Writes (puts, Applies) the stash refused or could not store, by reason.",
                 "reason",
             )),
             forwarded: registry.register(LabeledCounter::new(

@@ -218,11 +218,22 @@ impl<S: Store> Stash<S> {
     /// Applies `ops` in one durable commit, all or none (see `Apply` in `stash.proto`);
     /// when each put's entry expires, in order.
     pub async fn apply(&self, ops: Vec<ApplyInput>) -> Result<Vec<UnixMillis>, StashError> {
+        let requires: Vec<bool> = ops
+            .iter()
+            .map(|op| matches!(op, ApplyInput::Require(_)))
+            .collect();
         let result = self.try_apply(ops).await;
         match &result {
             Ok(expiries) => {
                 self.metrics.applies.inc();
                 self.metrics.puts.inc_by(expiries.len() as u64);
+            }
+            // A missing required entry is a read's answer (the session ended), not a
+            // write the stash had to refuse.
+            Err(err @ StashError::InOperation { index, .. })
+                if requires.get(*index) == Some(&true) =>
+            {
+                self.metrics.failure("require", err)
             }
             Err(err) => self.metrics.failure("apply", err),
         }

@@ -66,6 +66,64 @@ async fn metrics_count_puts_takes_failures_and_put_to_take_time() {
     }
 }
 
+/// A refresh of a logged-out session is refused by a `require` of its Apply: that is the
+/// session's answer, not a write the stash could not store, so operators' write-failure
+/// alarms stay quiet; a put that collides still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_refused_by_a_missing_required_entry_is_no_write_failure() {
+    let s = served_embedded().await;
+    let mut client = s.harness.client("session-jwt").await.expect("client");
+    let put_at = |token: &str| {
+        let mut request = put_request("refresh", vec![7; 4], 60, false, "");
+        request.token = token.into();
+        pb::Operation {
+            kind: Some(pb::operation::Kind::Put(request)),
+        }
+    };
+    let require = |token: &str| pb::Operation {
+        kind: Some(pb::operation::Kind::Require(token.into())),
+    };
+    let (stored, ended) = (
+        "dc1.c3RvcmVkLWJ5LWFwcGx5LWZpcnN0",
+        "dc1.ZW5kZWQtc2Vzc2lvbi1yZWNvcmQ",
+    );
+    client
+        .apply(pb::ApplyRequest {
+            operations: vec![put_at(stored)],
+        })
+        .await
+        .expect("applied");
+    let status = client
+        .apply(pb::ApplyRequest {
+            operations: vec![require(ended), put_at("dc1.bmV4dC1ncmFudC1mb3ItaXQ")],
+        })
+        .await
+        .expect_err("the required entry is missing");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    client
+        .apply(pb::ApplyRequest {
+            operations: vec![put_at(stored)],
+        })
+        .await
+        .expect_err("collides");
+
+    let metrics = http_get(s.harness.admin_addr, "/metrics")
+        .await
+        .expect("metrics")
+        .body;
+    for line in [
+        "tessera_stash_applies_total 1\n",
+        "tessera_stash_failures_total{reason=\"not_found\"} 1\n",
+        "tessera_stash_write_failures_total{reason=\"already_exists\"} 1\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("tessera_stash_write_failures_total{reason=\"not_found\"}"),
+        "a missing required entry counted as a write failure:\n{metrics}"
+    );
+}
+
 async fn expired_entries_are_purged_within_about_a_second(s: Served) {
     let mut client = s.harness.client("session-jwt").await.expect("client");
     client
