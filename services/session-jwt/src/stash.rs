@@ -1,6 +1,6 @@
 //! The session service's view of the token stash: the shared typed client.
 
-pub use tessera_stash_client::{Lookup, StashClient as Stash, StashClientError, Stored};
+pub use tessera_stash_client::{Applied, BatchOp, Lookup, StashClient as Stash, StashClientError};
 
 use crate::SessionError;
 

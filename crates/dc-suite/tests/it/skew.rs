@@ -54,5 +54,7 @@ async fn with_one_datacenter_five_minutes_ahead_codes_and_sessions_are_judged_at
         .expect("dc-b refreshes a dc-a session despite its clock")
         .into_inner();
     assert_eq!(renewed.session_id, minted.session_id);
-    println!("a dc-a session refreshed in dc-b (300 s ahead): same session, new pair from dc-b");
+    println!(
+        "a dc-a session refreshed in dc-b (300 s ahead): same session, new pair signed in dc-b"
+    );
 }

@@ -9,7 +9,20 @@ use tessera_verify::Claims;
 
 use super::{check_len, Sessions};
 use crate::derive::random_text;
+use crate::stash::{Applied, BatchOp};
 use crate::SessionError;
+
+/// Fresh random tokens collided with stored ones: practically impossible, never ignored.
+fn refused_new(refused: Applied) -> SessionError {
+    SessionError::Stash(format!("a new session's records were refused: {refused:?}"))
+}
+
+/// A new token pair and the refresh grant that must be stored before it is handed out.
+#[derive(Debug)]
+pub(super) struct Minted {
+    pub(super) tokens: pb::SessionTokens,
+    pub(super) grant: BatchOp,
+}
 
 impl Sessions {
     /// Starts a session for `user_id` at `audience`.
@@ -33,13 +46,6 @@ impl Sessions {
                 "is empty: name the site (client id) the session is for",
             ));
         }
-        if !request.parent_session_id.is_empty()
-            && self.record_of(&request.parent_session_id).await?.is_none()
-        {
-            return Err(SessionError::SessionEnded(
-                "the central session it derives from has ended",
-            ));
-        }
         let now = self.clock.now();
         let record = pb::SessionRecord {
             session_id: random_text(9)?,
@@ -50,34 +56,70 @@ impl Sessions {
             created_at_unix_ms: now.as_i64(),
             expires_at_unix_ms: now.saturating_add(self.settings.lifetime).as_i64(),
         };
-        let lifetime = self.settings.lifetime;
-        let record_token = self
-            .stash
-            .put("session", record.encode_to_vec(), lifetime, &record.user_id)
-            .await?;
-        // The index entry of a derived session is owned by its parent, so the family is
-        // listed from the parent without a write of its own.
+        // The record, its index and the first refresh grant: one commit, one round trip.
+        let record_token = self.derive.token("session", &record.session_id);
         let index = self.derive.token("session-id", &record.session_id);
-        self.stash
-            .put_at(
-                &index,
-                "session-id",
-                record_token.clone().into_bytes(),
-                lifetime,
-                &record.parent_session_id,
-            )
-            .await?;
-        self.mint(&record, &record_token, 0, now).await
+        let minted = self.mint(&record, &record_token, 0, now)?;
+        let lifetime = self.settings.lifetime;
+        let ops = vec![
+            BatchOp::Put {
+                token: record_token.clone(),
+                namespace: "session",
+                value: record.encode_to_vec(),
+                ttl: lifetime,
+                owner: record.user_id.clone(),
+            },
+            // The index entry of a derived session is owned by its parent, so the family
+            // is listed from the parent without a write of its own.
+            BatchOp::Put {
+                token: index,
+                namespace: "session-id",
+                value: record_token.into_bytes(),
+                ttl: lifetime,
+                owner: record.parent_session_id.clone(),
+            },
+            minted.grant,
+        ];
+        let parent = &request.parent_session_id;
+        if parent.is_empty() {
+            return self.store_new(ops, minted.tokens).await;
+        }
+        // The parent's record is checked in the same commit when this datacenter holds
+        // it; otherwise (a peer's session) it is looked up first.
+        let mut with_parent = ops.clone();
+        with_parent.push(BatchOp::Require(self.derive.token("session", parent)));
+        match self.stash.apply(with_parent).await? {
+            Applied::Done => Ok(minted.tokens),
+            Applied::Absent { index: 3, .. } if self.record_of(parent).await?.is_some() => {
+                self.store_new(ops, minted.tokens).await
+            }
+            Applied::Absent { index: 3, .. } => Err(SessionError::SessionEnded(
+                "the central session it derives from has ended",
+            )),
+            refused => Err(refused_new(refused)),
+        }
     }
 
-    /// Signs an access token and stores a fresh refresh grant for `record`.
-    pub(super) async fn mint(
+    async fn store_new(
+        &self,
+        ops: Vec<BatchOp>,
+        tokens: pb::SessionTokens,
+    ) -> Result<pb::SessionTokens, SessionError> {
+        match self.stash.apply(ops).await? {
+            Applied::Done => Ok(tokens),
+            refused => Err(refused_new(refused)),
+        }
+    }
+
+    /// Signs an access token for `record` and mints a refresh token, with the grant to
+    /// store for it (the caller writes it, with whatever must commit alongside).
+    pub(super) fn mint(
         &self,
         record: &pb::SessionRecord,
         record_token: &str,
         generation: u32,
         now: UnixMillis,
-    ) -> Result<pb::SessionTokens, SessionError> {
+    ) -> Result<Minted, SessionError> {
         let remaining = Duration::from_millis(
             u64::try_from(record.expires_at_unix_ms)
                 .unwrap_or(0)
@@ -86,26 +128,28 @@ impl Sessions {
         if remaining.is_zero() {
             return Err(SessionError::SessionEnded("it reached its hard lifetime"));
         }
-        // The refresh token names this datacenter: its exchange is decided here alone.
-        let refresh_token = format!("{}.{}", self.datacenters.local, random_text(24)?);
+        // The refresh token names the session's datacenter, which holds its record: the
+        // exchange, the new grant and the check that the session lives are decided there,
+        // in one commit.
+        let home = record_token
+            .split_once('.')
+            .map_or(self.datacenters.local.as_str(), |(dc, _)| dc);
+        let refresh_token = format!("{home}.{}", random_text(24)?);
         let grant = pb::RefreshGrant {
             session_record: record_token.to_owned(),
             session_id: record.session_id.clone(),
             generation,
+            record: Some(record.clone()),
         };
-        let grant_token = self.refresh_record("refresh", &refresh_token)?;
         // The grant expires when the session would go idle (or hits its hard limit):
         // a refresh token unused that long no longer works.
-        let grant_ttl = remaining.min(self.settings.idle);
-        self.stash
-            .put_at(
-                &grant_token,
-                "refresh",
-                grant.encode_to_vec(),
-                grant_ttl,
-                "",
-            )
-            .await?;
+        let grant = BatchOp::Put {
+            token: self.refresh_record("refresh", &refresh_token)?,
+            namespace: "refresh",
+            value: grant.encode_to_vec(),
+            ttl: remaining.min(self.settings.idle),
+            owner: String::new(),
+        };
         let soft_expiry = now.saturating_add(self.settings.soft_ttl).min(UnixMillis(
             u64::try_from(record.expires_at_unix_ms).unwrap_or(0),
         ));
@@ -117,12 +161,15 @@ impl Sessions {
             exp: soft_expiry.0.div_ceil(1000),
             name: None,
         };
-        Ok(pb::SessionTokens {
-            access_token: self.keys.active()?.sign(&claims),
-            refresh_token,
-            session_id: record.session_id.clone(),
-            access_expires_at_unix_ms: soft_expiry.as_i64(),
-            session_expires_at_unix_ms: record.expires_at_unix_ms,
+        Ok(Minted {
+            tokens: pb::SessionTokens {
+                access_token: self.keys.active()?.sign(&claims),
+                refresh_token,
+                session_id: record.session_id.clone(),
+                access_expires_at_unix_ms: soft_expiry.as_i64(),
+                session_expires_at_unix_ms: record.expires_at_unix_ms,
+            },
+            grant,
         })
     }
 

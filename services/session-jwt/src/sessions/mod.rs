@@ -4,16 +4,23 @@
 //! the [`RevocationFeed`]'s.
 //!
 //! Stash layout (all reusable entries):
-//! - `session` (owner = user id): the [`pb::SessionRecord`], for the session's hard lifetime.
+//! - `session` at a token derived from the session id (owner = user id): the
+//!   [`pb::SessionRecord`], for the session's hard lifetime.
 //! - `session-id` at a token derived from the session id: the record's stash token; for
 //!   a derived session owned by its parent session id, so a family is listed by owner.
-//! - `refresh` at a token derived from the refresh token: the [`pb::RefreshGrant`].
+//! - `refresh` at a token derived from the refresh token: the [`pb::RefreshGrant`], with
+//!   a copy of the record.
+//!
+//! A session's record, index and first grant are one commit (one stash Apply); a refresh
+//! is one read (the grant) and one commit at the session's datacenter that requires the
+//! record, stores the next grant and records the rotation.
 //! - `rotation` at a token derived from the refresh token: the pair it was exchanged for.
 //! - `epoch` / `revoked` (owner `all`): user and global epochs, revoked session ids.
 //!
-//! Across datacenters: a refresh token names its home datacenter (`<dc>.<random>`) and
-//! its grant and rotation are derived at that datacenter, where the stash forwards them,
-//! so one refresh token is exchanged at one place only. A session is found by id in this
+//! Across datacenters: a refresh token names its home datacenter (`<dc>.<random>`), the
+//! one holding its session's record, and its grant and rotation are derived at that
+//! datacenter, where the stash forwards them, so one refresh token is exchanged at one
+//! place only, whichever datacenter is asked. A session is found by id in this
 //! datacenter first, then in its peers.
 
 mod issue;
@@ -32,7 +39,7 @@ use crate::derive::Derivation;
 use crate::keys::KeyRing;
 use crate::peer_keys::PeerKeys;
 use crate::revocation::RevocationFeed;
-use crate::stash::Stash;
+use crate::stash::{Lookup, Stash};
 use crate::SessionError;
 
 /// Lifetimes and names.
@@ -167,12 +174,28 @@ impl Sessions {
         datacenter: &str,
         session_id: &str,
     ) -> Result<Option<(String, pb::SessionRecord)>, SessionError> {
+        // A record lives under a token derived from its session id; one written before
+        // that is found through its index entry. Both are read in one call.
+        let record_token = self.derive.token_at(datacenter, "session", session_id);
         let index = self.derive.token_at(datacenter, "session-id", session_id);
-        let Some(token) = self.stash.get(&index).await? else {
+        let mut found = self
+            .stash
+            .get_many(vec![record_token.clone(), index])
+            .await?
+            .into_iter()
+            .map(Lookup::found);
+        let (record, indexed) = (found.next().flatten(), found.next().flatten());
+        if let Some(bytes) = record {
+            return Ok(Some((record_token, decode_record(&bytes, "session")?)));
+        }
+        let Some(token) = indexed else {
             return Ok(None);
         };
         let token = String::from_utf8(token)
             .map_err(|_| SessionError::Stash("a session index entry is corrupt".into()))?;
+        if token == record_token {
+            return Ok(None);
+        }
         match self.stash.get(&token).await? {
             Some(bytes) => Ok(Some((token, decode_record(&bytes, "session")?))),
             None => Ok(None),

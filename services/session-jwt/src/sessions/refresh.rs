@@ -8,14 +8,15 @@ use tessera_clock::UnixMillis;
 use tessera_proto::session::v1 as pb;
 
 use super::{decode_record as decode, Sessions};
-use crate::stash::{Lookup, Stored};
+use crate::stash::{Applied, BatchOp, Lookup};
 use crate::SessionError;
 
 impl Sessions {
-    /// Exchanges `refresh_token` for a new pair (see the module documentation). Four stash
-    /// round trips: read the grant and the session, store the new grant, then record the
-    /// rotation; the new grant is stored before the rotation that names it is visible, so
-    /// no caller is ever handed a refresh token that does not exist yet.
+    /// Exchanges `refresh_token` for a new pair (see the module documentation). Two stash
+    /// round trips: read the grant (which carries a copy of the session record), then one
+    /// commit at the session's datacenter that requires the session record to be live,
+    /// stores the new grant and records the rotation, all or nothing. So no caller is ever
+    /// handed a refresh token that does not exist yet, and exactly one rotation wins.
     /// With a non-empty `audience`, only a session of that audience is refreshed.
     pub async fn refresh(
         &self,
@@ -38,19 +39,17 @@ impl Sessions {
                 "all of the user's sessions were logged out",
             ));
         }
+        if self.revocations.session_revoked(&record.session_id) {
+            return Err(SessionError::SessionEnded("it was logged out"));
+        }
 
         // Optimistic: mint a candidate pair and try to record it as this refresh token's
         // one rotation. Whoever records first wins; everyone else (a concurrent caller, a
         // retry, a reuse) finds the recorded rotation and is answered from it.
-        if self.revocations.session_revoked(&record.session_id) {
-            return Err(SessionError::SessionEnded("it was logged out"));
-        }
         let rotation_token = self.refresh_record("rotation", refresh_token)?;
-        let candidate = self
-            .mint(&record, &grant.session_record, grant.generation + 1, now)
-            .await?;
+        let candidate = self.mint(&record, &grant.session_record, grant.generation + 1, now)?;
         let rotation = pb::Rotation {
-            tokens: Some(candidate.clone()),
+            tokens: Some(candidate.tokens.clone()),
             rotated_at_unix_ms: now.as_i64(),
         };
         let remaining = Duration::from_millis(
@@ -59,25 +58,31 @@ impl Sessions {
                 .saturating_sub(now.0)
                 .max(1000),
         );
-        match self
-            .stash
-            .put_at(
-                &rotation_token,
-                "rotation",
-                rotation.encode_to_vec(),
-                remaining,
-                "",
-            )
-            .await?
-        {
-            Stored::Stored => Ok(candidate),
-            Stored::AlreadyThere => {
+        let rotation = BatchOp::Put {
+            token: rotation_token.clone(),
+            namespace: "rotation",
+            value: rotation.encode_to_vec(),
+            ttl: remaining,
+            owner: String::new(),
+        };
+        let ops = vec![
+            BatchOp::Require(grant.session_record.clone()),
+            candidate.grant,
+            rotation,
+        ];
+        let applied = if same_home(&ops) {
+            self.stash.apply(ops).await?
+        } else {
+            self.apply_in_steps(ops).await?
+        };
+        match applied {
+            Applied::Done => Ok(candidate.tokens),
+            Applied::Absent { index: 0, .. } => Err(SessionError::SessionEnded(
+                "it was logged out or reached its hard lifetime",
+            )),
+            Applied::AlreadyThere { index: 2 } => {
                 // Another refresher got there first: everyone answers with its pair, and
-                // the grant this call stored is never handed out.
-                let _ = self
-                    .stash
-                    .delete(&self.refresh_record("refresh", &candidate.refresh_token)?)
-                    .await;
+                // nothing of this call's candidate was stored.
                 let bytes =
                     self.stash
                         .get(&rotation_token)
@@ -87,7 +92,33 @@ impl Sessions {
                         ))?;
                 self.replay(&record, decode(&bytes, "rotation")?, now).await
             }
+            refused => Err(SessionError::Stash(format!(
+                "a refresh's records were refused: {refused:?}"
+            ))),
         }
+    }
+
+    /// The refresh of a token minted before refresh tokens named their session's
+    /// datacenter, whose records may live in two datacenters: the check and the new grant
+    /// first, then the rotation; a lost race deletes the unused grant.
+    async fn apply_in_steps(&self, ops: Vec<BatchOp>) -> Result<Applied, SessionError> {
+        let mut written = Vec::new();
+        for (index, op) in ops.into_iter().enumerate() {
+            let put = matches!(op, BatchOp::Put { .. }).then(|| token_of(&op).to_owned());
+            let refused = match self.stash.apply(vec![op]).await? {
+                Applied::Done => {
+                    written.extend(put);
+                    continue;
+                }
+                Applied::AlreadyThere { .. } => Applied::AlreadyThere { index },
+                Applied::Absent { why, .. } => Applied::Absent { index, why },
+            };
+            for token in written {
+                let _ = self.stash.delete(&token).await;
+            }
+            return Ok(refused);
+        }
+        Ok(Applied::Done)
     }
 
     /// The refresh grant of `refresh_token` and the session it belongs to.
@@ -115,7 +146,11 @@ impl Sessions {
             }
             Lookup::Unknown => return Err(SessionError::UnknownRefreshToken),
         };
-        let grant: pb::RefreshGrant = decode(&grant_bytes, "refresh grant")?;
+        let mut grant: pb::RefreshGrant = decode(&grant_bytes, "refresh grant")?;
+        if let Some(record) = grant.record.take() {
+            return Ok((grant, record));
+        }
+        // A grant written before grants carried their record.
         let record_bytes =
             self.stash
                 .get(&grant.session_record)
@@ -148,5 +183,19 @@ impl Sessions {
         };
         self.revoke_family(family_root).await?;
         Err(SessionError::RefreshTokenReused)
+    }
+}
+
+/// Whether every token of `ops` names one datacenter, so one Apply can hold them.
+fn same_home(ops: &[BatchOp]) -> bool {
+    let home = |op: &BatchOp| token_of(op).split_once('.').map(|(dc, _)| dc.to_owned());
+    let mut homes = ops.iter().map(home);
+    let first = homes.next().flatten();
+    first.is_some() && homes.all(|h| h == first)
+}
+
+fn token_of(op: &BatchOp) -> &str {
+    match op {
+        BatchOp::Put { token, .. } | BatchOp::Require(token) => token,
     }
 }

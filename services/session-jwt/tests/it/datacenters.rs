@@ -281,7 +281,8 @@ async fn a_session_minted_in_one_datacenter_is_verified_refreshed_and_revoked_in
         .verify(&minted.access_token, dcs.clock.shared().now())
         .expect("a dc-a session verifies with dc-b's published keys");
 
-    // B refreshes it; the exchange is decided at A, the new pair is B's.
+    // B refreshes it; the exchange is decided at A, and the new refresh token is homed
+    // at A too, where the session's record lives.
     let renewed = dcs
         .login(Side::B)
         .await
@@ -290,7 +291,11 @@ async fn a_session_minted_in_one_datacenter_is_verified_refreshed_and_revoked_in
         .expect("dc-b refreshes a dc-a session")
         .into_inner();
     assert_eq!(renewed.session_id, minted.session_id);
-    assert!(renewed.refresh_token.starts_with("dc-b."));
+    assert!(
+        renewed.refresh_token.starts_with("dc-a."),
+        "a refresh token stays homed with its session: {}",
+        renewed.refresh_token
+    );
     // A, asked for the same exchange within the grace window, answers with the same pair.
     let again_in_a = dcs
         .login(Side::A)
