@@ -124,9 +124,11 @@ impl RevocationFeed {
             let listed = self.stash.list(namespace, "all").await?;
             let unseen: Vec<String> = {
                 let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-                // Forget what has expired from the stash, so the set stays bounded.
+                // Forget what has expired from the stash, so the set stays bounded; a set,
+                // so that a poll costs linear time in the revocations in force.
+                let still_listed: HashSet<&String> = listed.iter().collect();
                 let known = seen.entry(namespace).or_default();
-                known.retain(|token| listed.contains(token));
+                known.retain(|token| still_listed.contains(token));
                 listed
                     .iter()
                     .filter(|t| !known.contains(*t))
