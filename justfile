@@ -68,12 +68,14 @@ dc-down:
 k8s:
     bash scripts/k8s-validate.sh
 
-# Benchmarks: the stash against raw Redis; session tokens (Ed25519 vs RS256) and refreshes.
+# Benchmarks: the stash against raw Redis; session tokens (Ed25519 vs RS256) and refreshes;
+# sign-ins; the audit log; and how each costs as its data grows (needs about 8 GB of memory).
 bench: _redis
     cargo bench -p tessera-token-stash --bench stash
     cargo bench -p tessera-session-jwt --bench tokens
     cargo bench -p tessera-login --bench logins
     cargo bench -p tessera-audit --bench audit
+    cargo bench -p tessera-audit --bench audit -- growth
 
 # Format the code.
 fmt:

@@ -78,6 +78,11 @@ impl ServiceProcess {
         Ok(addr.parse()?)
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL, as a crash would, and reaps it.
     pub async fn kill_hard(mut self) -> anyhow::Result<()> {
         self.child.kill().await?;

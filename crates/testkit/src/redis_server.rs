@@ -164,6 +164,11 @@ impl RedisServer {
             .to_owned())
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Freezes the process (SIGSTOP): it keeps its sockets but answers nothing, as a
     /// replica behind a stalled link would.
     pub fn pause(&self) -> anyhow::Result<()> {

@@ -136,10 +136,120 @@ fn unlimited(config: &mut tessera_login::config::LoginConfig) {
     config.account_failures_before_backoff = 1_000_000;
 }
 
+/// Stored events at which queries are timed, for the growth table.
+const GROWTH: &[u64] = &[100_000, 10_000_000];
+const GROWTH_QUERIES: usize = 20;
+
+/// Appends `count` more events (batches of 500, 4 writers) under fresh writer names.
+async fn append_events(audit: &AuditHarness, pki: &TestPki, round: usize, count: u64) {
+    let per_writer = count / WRITERS;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let channel = pki
+            .channel_to(&pki.files("login"), audit.grpc_addr, "audit")
+            .await
+            .expect("channel");
+        let mut client = AuditClient::new(channel);
+        tasks.push(tokio::spawn(async move {
+            let writer = format!("growth-{round}-{w}");
+            for start in (1..=per_writer).step_by(500) {
+                let events = (start..(start + 500).min(per_writer + 1))
+                    .map(|seq| pb::Event {
+                        time_unix_ms: 1_800_000_000_000 + seq as i64,
+                        service: "login".into(),
+                        kind: "login_succeeded".into(),
+                        outcome: "success".into(),
+                        user_id: format!("u{}", seq % 100_000),
+                        site: "wiki-a".into(),
+                        writer: writer.clone(),
+                        writer_seq: seq,
+                        ..Default::default()
+                    })
+                    .collect();
+                client
+                    .append(pb::AppendRequest { events })
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+}
+
+/// The median over `GROWTH_QUERIES` runs of `query`, in ms.
+async fn median_query_ms(
+    client: &AuditClient<tonic::transport::Channel>,
+    query: pb::QueryRequest,
+) -> f64 {
+    let mut times = Vec::with_capacity(GROWTH_QUERIES);
+    for _ in 0..GROWTH_QUERIES {
+        let started = SystemClock.instant();
+        client.clone().query(query.clone()).await.expect("query");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Query latency and memory as the log grows: the first page, one user's latest events
+/// (a user seen once per 100,000 events), and a user never seen (the whole log scanned).
+async fn growth(pki: Arc<TestPki>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let audit = AuditHarness::start(pki.clone(), dir.path()).await?;
+    let admin = AuditClient::new(
+        pki.channel_to(&pki.files("admin"), audit.grpc_addr, "audit")
+            .await?,
+    );
+    let rss = || {
+        tessera_testkit::resident_bytes(Some(std::process::id())).map_or("?".into(), |b| {
+            format!("{:.0}", b as f64 / (1024.0 * 1024.0))
+        })
+    };
+    println!("| events stored | first page (ms) | one user's events (ms) | an unknown user, whole log (ms) | append time (s) | process RSS MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| 0 | | | | | {} |", rss());
+    let mut stored = 0;
+    for (round, &size) in GROWTH.iter().enumerate() {
+        eprintln!("growth: appending events up to {size}…");
+        let started = SystemClock.instant();
+        append_events(&audit, &pki, round, size - stored).await;
+        let appended = started.elapsed().as_secs_f64();
+        stored = size;
+        let page = median_query_ms(&admin, pb::QueryRequest::default()).await;
+        let user = median_query_ms(
+            &admin,
+            pb::QueryRequest {
+                user: "u4242".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let nobody = median_query_ms(
+            &admin,
+            pb::QueryRequest {
+                user: "nobody".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        println!(
+            "| {size} | {page:.2} | {user:.2} | {nobody:.2} | {appended:.0} | {} |",
+            rss()
+        );
+    }
+    audit.shutdown().await?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if std::env::args().any(|a| a == "growth") {
+        return runtime.block_on(growth(Arc::new(TestPki::new()?)));
+    }
     runtime.block_on(async {
         let pki = Arc::new(TestPki::new()?);
         let dir = tempfile::tempdir()?;

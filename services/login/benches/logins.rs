@@ -113,7 +113,37 @@ where
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// `-- profile N`: only N full sign-ins, one after another after one to warm up, for a
+/// profiler (`valgrind --tool=callgrind`) to count what one costs.
+fn profile_run(sign_ins: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let stack = LoginStack::start(|_| {}).await?;
+        stack.add_user("bench", PASSWORD).await?;
+        let secret = stack
+            .add_site("bench", "http://localhost:9/cb", None, None)
+            .await?;
+        let client = Client {
+            stack: Arc::new(stack),
+            secret,
+            http: reqwest::Client::new(),
+        };
+        for i in 0..=sign_ins {
+            client.full_login(i).await;
+        }
+        eprintln!("{} sign-ins done", sign_ins + 1);
+        anyhow::Ok(())
+    })
+}
+
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "profile") {
+        let sign_ins = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(10);
+        return profile_run(sign_ins);
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

@@ -106,7 +106,7 @@ fn main() {
     });
 
     eprintln!("refreshing {REFRESHES} times through the service ({REFRESH_CALLERS} callers)…");
-    let (refreshes, p50, p99) = refreshes_per_second();
+    let (refreshes, p50, p99, growth) = refreshes_per_second();
 
     println!();
     println!("| measure | Ed25519 (EdDSA) | RS256, 4096-bit key | ratio |");
@@ -140,15 +140,183 @@ fn main() {
         refreshes / 2.0 / 120.0
     );
     println!("| p50 / p99 latency (µs) | {p50} / {p99} |");
+    println!();
+    for line in growth {
+        println!("{line}");
+    }
 }
 
-fn refreshes_per_second() -> (f64, u64, u64) {
+/// Live sessions at which one caller's refresh latency is timed.
+const SESSIONS_LIVE: &[usize] = &[100, 100_000];
+/// Revocations in force at which a replica's poll is timed.
+const REVOCATIONS: &[usize] = &[100, 100_000];
+const GROWTH_REFRESHES: usize = 1_000;
+const POLLS: usize = 5;
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("?".into(), |b| {
+        format!("{:.1}", b as f64 / (1024.0 * 1024.0))
+    })
+}
+
+/// Issues sessions `from..to` for made-up users, 32 at a time.
+async fn issue_sessions(
+    login: &tessera_proto::session::v1::session_jwt_client::SessionJwtClient<
+        tonic::transport::Channel,
+    >,
+    from: usize,
+    to: usize,
+) {
+    let tasks: Vec<_> = (0..REFRESH_CALLERS)
+        .map(|caller| {
+            let mut login = login.clone();
+            tokio::spawn(async move {
+                for i in (from + caller..to).step_by(REFRESH_CALLERS) {
+                    login
+                        .issue(pb::IssueRequest {
+                            user_id: format!("live-{i}"),
+                            user_name: String::new(),
+                            audience: "wiki-a".into(),
+                            parent_session_id: String::new(),
+                        })
+                        .await
+                        .expect("issue");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("issuer");
+    }
+}
+
+/// One caller refreshing one session `GROWTH_REFRESHES` times: p50 and p99 in µs.
+async fn refresh_latency(
+    login: &tessera_proto::session::v1::session_jwt_client::SessionJwtClient<
+        tonic::transport::Channel,
+    >,
+) -> (u64, u64) {
+    let mut login = login.clone();
+    let mut refresh_token = login
+        .issue(pb::IssueRequest {
+            user_id: "timed".into(),
+            user_name: String::new(),
+            audience: "wiki-a".into(),
+            parent_session_id: String::new(),
+        })
+        .await
+        .expect("issue")
+        .into_inner()
+        .refresh_token;
+    let mut latency = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
+    for _ in 0..GROWTH_REFRESHES {
+        let one = SystemClock.instant();
+        refresh_token = login
+            .refresh(pb::RefreshRequest {
+                refresh_token,
+                audience: String::new(),
+            })
+            .await
+            .expect("refresh")
+            .into_inner()
+            .refresh_token;
+        latency
+            .record(one.elapsed().as_micros().max(1) as u64)
+            .expect("record");
+    }
+    (
+        latency.value_at_quantile(0.5),
+        latency.value_at_quantile(0.99),
+    )
+}
+
+/// Stores revocations `from..to` as another replica would (one revoked session each, in
+/// force for an hour), 32 at a time.
+async fn store_revocations(stash: &tessera_stash_client::StashClient, from: usize, to: usize) {
+    let until = SystemClock.now().saturating_add(Duration::from_secs(3600));
+    let tasks: Vec<_> = (0..REFRESH_CALLERS)
+        .map(|caller| {
+            let stash = stash.clone();
+            tokio::spawn(async move {
+                for i in (from + caller..to).step_by(REFRESH_CALLERS) {
+                    let record = pb::SessionsRevoked {
+                        session_ids: vec![format!("revoked-{i:09}")],
+                        until_unix_ms: until.as_i64(),
+                        origin_datacenter: String::new(),
+                    };
+                    stash
+                        .put(
+                            "revoked",
+                            prost::Message::encode_to_vec(&record),
+                            Duration::from_secs(3600),
+                            "all",
+                        )
+                        .await
+                        .expect("store revocation");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("revoker");
+    }
+}
+
+/// Refresh latency as sessions accumulate, then a replica's revocation poll as
+/// revocations accumulate, with this process's memory (stash and session service both
+/// run in it); the table's lines.
+async fn growth(
+    sessions: &SessionHarness,
+    stash: &tessera_stash_client::StashClient,
+    login: &tessera_proto::session::v1::session_jwt_client::SessionJwtClient<
+        tonic::transport::Channel,
+    >,
+) -> Vec<String> {
+    let own_rss = || mib(tessera_testkit::resident_bytes(Some(std::process::id())));
+    let mut lines = vec![
+        "| sessions live | refresh p50 / p99 µs (one caller) | process RSS MiB (stash and session service) |".to_owned(),
+        "|---:|---:|---:|".to_owned(),
+    ];
+    let mut live = 0;
+    for &size in SESSIONS_LIVE {
+        eprintln!("growth: issuing sessions up to {size}…");
+        issue_sessions(login, live, size).await;
+        live = size;
+        let (p50, p99) = refresh_latency(login).await;
+        lines.push(format!("| {size} | {p50} / {p99} | {} |", own_rss()));
+    }
+    lines.push(String::new());
+    lines.push(
+        "| revocations in force | one poll by a replica, mean of 5 (ms) | process RSS MiB |"
+            .to_owned(),
+    );
+    lines.push("|---:|---:|---:|".to_owned());
+    let feed = sessions.sessions.revocations();
+    let mut stored = 0;
+    for &count in REVOCATIONS {
+        eprintln!("growth: storing revocations up to {count}…");
+        store_revocations(stash, stored, count).await;
+        stored = count;
+        // Take every one in first, so what is timed is the steady poll.
+        feed.sync_revocations().await.expect("take in");
+        let started = SystemClock.instant();
+        for _ in 0..POLLS {
+            feed.sync_revocations().await.expect("poll");
+        }
+        let mean_ms = started.elapsed().as_secs_f64() * 1000.0 / POLLS as f64;
+        lines.push(format!("| {count} | {mean_ms:.2} | {} |", own_rss()));
+    }
+    lines
+}
+
+fn refreshes_per_second() -> (f64, u64, u64, Vec<String>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         let pki = Arc::new(TestPki::new().expect("pki"));
+        let pki_files = pki.files("session-jwt");
         let stash = StashHarness::builder(pki.clone())
             .start()
             .await
@@ -202,6 +370,12 @@ fn refreshes_per_second() -> (f64, u64, u64) {
             latency.add(task.await.expect("task")).expect("merge");
         }
         let elapsed = started.elapsed();
+        let stash_client = tessera_stash_client::StashClient::connect(
+            &format!("https://{}", stash.grpc_addr),
+            &pki_files,
+        )
+        .expect("stash client");
+        let growth = growth(&sessions, &stash_client, &login).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), sessions.shutdown()).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), stash.shutdown()).await;
         let done = (REFRESHES / REFRESH_CALLERS * REFRESH_CALLERS) as f64;
@@ -209,6 +383,7 @@ fn refreshes_per_second() -> (f64, u64, u64) {
             done / elapsed.as_secs_f64(),
             latency.value_at_quantile(0.5),
             latency.value_at_quantile(0.99),
+            growth,
         )
     })
 }
