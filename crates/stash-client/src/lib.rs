@@ -323,17 +323,31 @@ impl StashClient {
         namespace: &str,
         owner: &str,
     ) -> Result<Vec<String>, StashClientError> {
+        Ok(self.list_since(namespace, owner, 0).await?.0)
+    }
+
+    /// The live tokens of `owner` in `namespace` stored since `since_unix_ms` (the stash's
+    /// clock; 0 for all), and the `since_unix_ms` that follows on from this list. Lists
+    /// that follow one another overlap: skip tokens already seen.
+    pub async fn list_since(
+        &self,
+        namespace: &str,
+        owner: &str,
+        since_unix_ms: i64,
+    ) -> Result<(Vec<String>, i64), StashClientError> {
         let request = pb::ListByOwnerRequest {
             namespace: namespace.to_owned(),
             owner: owner.to_owned(),
+            since_unix_ms,
         };
         let reply = self
             .client
             .clone()
             .list_by_owner(request)
             .await
-            .map_err(failed)?;
-        Ok(reply.into_inner().tokens)
+            .map_err(failed)?
+            .into_inner();
+        Ok((reply.tokens, reply.next_since_unix_ms))
     }
 
     /// How many entries are live.

@@ -23,7 +23,7 @@ mod token;
 pub use error::{ServiceError, StashError, CODE_METADATA, OPERATION_METADATA};
 pub use metrics::StashMetrics;
 pub use seal::TokenSealer;
-pub use stash::{ApplyInput, PutInput, Stash, StashStats, MAX_BATCH};
+pub use stash::{ApplyInput, PutInput, Stash, StashStats, LIST_OVERLAP, MAX_BATCH};
 pub use token::{
     DatacenterId, Namespace, Owner, Token, TokenKey, Ttl, MAX_OWNER_BYTES, MAX_TTL,
     MAX_VALUE_BYTES, MIN_TTL,

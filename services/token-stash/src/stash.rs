@@ -2,12 +2,13 @@
 //! time and metrics. The gRPC layer only authorizes, routes and translates.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_clock::{SharedClock, UnixMillis};
 
 use crate::metrics::StashMetrics;
 use crate::store::{NewEntry, Store, StoreOp, StoreStats, StoredEntry};
-use crate::token::{check_value, Namespace, Owner, Ttl};
+use crate::token::{check_value, Namespace, Owner, TokenKey, Ttl};
 use crate::{DatacenterId, StashError, Token, TokenSealer};
 
 /// What a caller asks to store, validated.
@@ -57,6 +58,12 @@ impl PutInput {
 /// The most operations one Apply or GetMany carries: enough for a session's records,
 /// small enough that one call never holds the writer long.
 pub const MAX_BATCH: usize = 16;
+
+/// How far a list that follows an owner reaches back before the previous read: an entry
+/// is stamped with its creation time before its write commits (a group commit, a Redis
+/// round trip, the clock of another stash replica), so it may land after a read that
+/// began later than its stamp. Followers skip what they have already seen.
+pub const LIST_OVERLAP: Duration = Duration::from_secs(30);
 
 /// One operation of an Apply, validated.
 #[derive(Debug, Clone)]
@@ -337,9 +344,31 @@ impl<S: Store> Stash<S> {
     ) -> Result<Vec<Token>, StashError> {
         let listed = self
             .store
-            .list_by_owner(namespace, owner, self.clock.now())
+            .list_by_owner(namespace, owner, None, self.clock.now())
             .await?;
-        Ok(listed
+        Ok(self.open_listed(listed))
+    }
+
+    /// The live tokens of `owner` in `namespace` created at or after `since` (all of them
+    /// without it), and the `since` of the next call that follows the list:
+    /// [`LIST_OVERLAP`] before now.
+    pub async fn list_since(
+        &self,
+        namespace: &Namespace,
+        owner: &Owner,
+        since: Option<UnixMillis>,
+    ) -> Result<(Vec<Token>, UnixMillis), StashError> {
+        let now = self.clock.now();
+        let listed = self
+            .store
+            .list_by_owner(namespace, owner, since, now)
+            .await?;
+        let next_since = UnixMillis(now.0.saturating_sub(LIST_OVERLAP.as_millis() as u64));
+        Ok((self.open_listed(listed), next_since))
+    }
+
+    fn open_listed(&self, listed: Vec<(TokenKey, Vec<u8>)>) -> Vec<Token> {
+        listed
             .into_iter()
             .filter_map(|(key, sealed)| {
                 let token = self.sealer.open(&key, &sealed);
@@ -348,7 +377,7 @@ impl<S: Store> Stash<S> {
                 }
                 token
             })
-            .collect())
+            .collect()
     }
 
     /// Counts what the stash holds.

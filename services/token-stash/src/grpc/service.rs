@@ -2,6 +2,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tessera_service::ServiceError as _;
 
+use tessera_clock::UnixMillis;
 use tessera_mtls::AccessPolicy;
 use tessera_proto::stash::v1 as pb;
 use tessera_proto::stash::v1::token_stash_server::TokenStash;
@@ -251,9 +252,19 @@ impl<S: Store> TokenStash for StashService<S> {
         let request = request.into_inner();
         let namespace = Namespace::try_from(request.namespace.as_str())?;
         let owner = Owner::try_from(request.owner.as_str())?;
-        let tokens = self.stash.list_by_owner(&namespace, &owner).await?;
+        let since = match request.since_unix_ms {
+            0 => None,
+            since => Some(UnixMillis(u64::try_from(since).map_err(|_| {
+                StashError::invalid(
+                    "since_unix_ms",
+                    "is negative; pass 0 to list all, or the previous answer's next_since_unix_ms",
+                )
+            })?)),
+        };
+        let (tokens, next_since) = self.stash.list_since(&namespace, &owner, since).await?;
         Ok(Response::new(pb::ListByOwnerResponse {
             tokens: tokens.iter().map(|t| t.expose().to_owned()).collect(),
+            next_since_unix_ms: next_since.as_i64(),
         }))
     }
 

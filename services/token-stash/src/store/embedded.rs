@@ -18,8 +18,8 @@ use tessera_clock::UnixMillis;
 use tokio::sync::{mpsc, oneshot};
 
 use super::record::{
-    owner_prefix, owner_row, owner_value, read_tombstone, split_time_key, time_key, tombstone,
-    Record,
+    owner_prefix, owner_row, owner_time_row, owner_value, read_tombstone, split_time_key, time_key,
+    tombstone, Record,
 };
 use super::{GoneReason, NewEntry, Store, StoreOp, StoreStats, StoredEntry, DEFAULT_REMEMBER_FOR};
 use crate::token::{Namespace, Owner, TokenKey};
@@ -30,6 +30,10 @@ const ENTRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
 const EXPIRIES: TableDefinition<&[u8], u64> = TableDefinition::new("expiries");
 /// `namespace ‖ owner ‖ key` → `expires_at ‖ sealed token`.
 const OWNERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("owners");
+/// `namespace ‖ owner ‖ created_at ‖ key` → `expires_at ‖ sealed token`: lists what an
+/// owner gained since a time by a range scan. Entries stored before this table existed
+/// are listed only by full lists.
+const OWNER_TIMES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("owner_times");
 /// key → why the token went, when, and until when that is remembered.
 const TOMBSTONES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tombstones");
 /// `remembered until ‖ key`: finds tombstones to forget by a range scan.
@@ -217,17 +221,31 @@ impl Store for EmbeddedStore {
         &self,
         namespace: &Namespace,
         owner: &Owner,
+        since: Option<UnixMillis>,
         now: UnixMillis,
     ) -> Result<Vec<(TokenKey, Vec<u8>)>, StashError> {
         let prefix = owner_prefix(namespace.as_str(), owner.as_str());
         self.read(move |db| {
             let txn = db.begin_read()?;
-            let owners = txn.open_table(OWNERS)?;
+            let (table, start) = match since {
+                None => (txn.open_table(OWNERS)?, prefix.clone()),
+                Some(since) => {
+                    let mut start = prefix.clone();
+                    start.extend_from_slice(&since.0.to_be_bytes());
+                    (txn.open_table(OWNER_TIMES)?, start)
+                }
+            };
             let mut listed = Vec::new();
-            for row in owners.range(prefix.as_slice()..)? {
+            for row in table.range(start.as_slice()..)? {
                 let (row_key, row_value) = row?;
-                let Some(key_bytes) = row_key.value().strip_prefix(prefix.as_slice()) else {
+                let Some(rest) = row_key.value().strip_prefix(prefix.as_slice()) else {
                     break;
+                };
+                // A time row holds the creation time before the key.
+                let key_bytes = if since.is_some() {
+                    rest.get(8..).unwrap_or_default()
+                } else {
+                    rest
                 };
                 let (Ok(key), Some((expires_at, sealed))) = (
                     <[u8; 32]>::try_from(key_bytes),
@@ -301,6 +319,7 @@ fn open_database(options: &EmbeddedStoreOptions) -> Result<Database, StashError>
     txn.open_table(ENTRIES)?;
     txn.open_table(EXPIRIES)?;
     txn.open_table(OWNERS)?;
+    txn.open_table(OWNER_TIMES)?;
     txn.open_table(TOMBSTONES)?;
     txn.open_table(TOMBSTONE_EXPIRIES)?;
     txn.open_table(COUNTERS)?;
@@ -408,6 +427,7 @@ struct Tables<'txn> {
     entries: Table<'txn, &'static [u8], &'static [u8]>,
     expiries: Table<'txn, &'static [u8], u64>,
     owners: Table<'txn, &'static [u8], &'static [u8]>,
+    owner_times: Table<'txn, &'static [u8], &'static [u8]>,
     tombstones: Table<'txn, &'static [u8], &'static [u8]>,
     tombstone_expiries: Table<'txn, &'static [u8], ()>,
     counters: Table<'txn, &'static str, u64>,
@@ -440,6 +460,7 @@ impl<'txn> Tables<'txn> {
             entries: txn.open_table(ENTRIES)?,
             expiries: txn.open_table(EXPIRIES)?,
             owners: txn.open_table(OWNERS)?,
+            owner_times: txn.open_table(OWNER_TIMES)?,
             tombstones: txn.open_table(TOMBSTONES)?,
             tombstone_expiries: txn.open_table(TOMBSTONE_EXPIRIES)?,
             counters,
@@ -531,6 +552,8 @@ impl<'txn> Tables<'txn> {
             let row = owner_row(&record.namespace, &record.owner, &key);
             let value = owner_value(record.expires_at, &record.sealed_token);
             self.owners.insert(row.as_slice(), value.as_slice())?;
+            let row = owner_time_row(&record.namespace, &record.owner, record.created_at, &key);
+            self.owner_times.insert(row.as_slice(), value.as_slice())?;
         }
         self.live_entries += 1;
         self.live_bytes += size;
@@ -614,6 +637,8 @@ impl<'txn> Tables<'txn> {
         if !record.owner.is_empty() {
             let row = owner_row(&record.namespace, &record.owner, key);
             self.owners.remove(row.as_slice())?;
+            let row = owner_time_row(&record.namespace, &record.owner, record.created_at, key);
+            self.owner_times.remove(row.as_slice())?;
         }
         self.live_entries = self.live_entries.saturating_sub(1);
         self.live_bytes = self.live_bytes.saturating_sub(record.value.len() as u64);

@@ -195,11 +195,13 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> impl Future<Output = Result<bool, StashError>> + Send;
 
-    /// The keys and sealed tokens of live entries owned by `owner` in `namespace`.
+    /// The keys and sealed tokens of live entries owned by `owner` in `namespace`; with
+    /// `since`, only those created at or after it, found without reading the others.
     fn list_by_owner(
         &self,
         namespace: &Namespace,
         owner: &Owner,
+        since: Option<UnixMillis>,
         now: UnixMillis,
     ) -> impl Future<Output = Result<Vec<(TokenKey, Vec<u8>)>, StashError>> + Send;
 

@@ -151,6 +151,20 @@ pub(super) fn owner_row(namespace: &str, owner: &str, key: &TokenKey) -> Vec<u8>
     out
 }
 
+/// One row of the owner index by creation time: the owner prefix, the creation time, then
+/// the entry's key, so a range scan from a time finds what was added since.
+pub(super) fn owner_time_row(
+    namespace: &str,
+    owner: &str,
+    created_at: UnixMillis,
+    key: &TokenKey,
+) -> Vec<u8> {
+    let mut out = owner_prefix(namespace, owner);
+    out.extend_from_slice(&created_at.0.to_be_bytes());
+    out.extend_from_slice(&key.0);
+    out
+}
+
 /// One owner-index row's value: the entry's expiry then its sealed token.
 pub(super) fn owner_value(expires_at: UnixMillis, sealed_token: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + sealed_token.len());

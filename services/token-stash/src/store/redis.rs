@@ -92,6 +92,7 @@ struct Scripts {
     get: Script,
     delete: Script,
     list: Script,
+    list_since: Script,
     purge: Script,
     stats: Script,
     apply: Script,
@@ -133,6 +134,7 @@ impl RedisStore {
                 get: Script::new(GET),
                 delete: Script::new(DELETE),
                 list: Script::new(LIST),
+                list_since: Script::new(LIST_SINCE),
                 purge: Script::new(PURGE),
                 stats: Script::new(STATS),
                 apply: Script::new(APPLY),
@@ -152,10 +154,19 @@ impl RedisStore {
     }
 
     fn owner_key(&self, namespace: &str, owner: &str) -> String {
-        // Must match the key the scripts build: prefix, "o:", namespace length, ':',
+        self.owner_index("o", namespace, owner)
+    }
+
+    /// The owner's entries scored by creation time, which a list since a time reads.
+    fn owner_time_key(&self, namespace: &str, owner: &str) -> String {
+        self.owner_index("s", namespace, owner)
+    }
+
+    fn owner_index(&self, kind: &str, namespace: &str, owner: &str) -> String {
+        // Must match the keys the scripts build: prefix, kind, ':', namespace length, ':',
         // namespace, ':', owner. The length keeps `a:b`+`c` apart from `a`+`b:c`.
         format!(
-            "{}o:{}:{namespace}:{owner}",
+            "{}{kind}:{}:{namespace}:{owner}",
             self.options.key_prefix,
             namespace.len()
         )
@@ -356,6 +367,7 @@ impl Store for RedisStore {
     async fn put(&self, key: TokenKey, entry: NewEntry, now: UnixMillis) -> Result<(), StashError> {
         let owner = entry.owner.as_ref().map(|o| o.as_str()).unwrap_or("");
         let owner_key = self.owner_key(entry.namespace.as_str(), owner);
+        let owner_time_key = self.owner_time_key(entry.namespace.as_str(), owner);
         let remembered_until = entry.expires_at.saturating_add(self.options.remember_for);
         let stored: i64 = self
             .scripts
@@ -365,6 +377,7 @@ impl Store for RedisStore {
             .key(self.shared_key("x"))
             .key(owner_key)
             .key(self.shared_key("bytes"))
+            .key(owner_time_key)
             .arg(key.to_text())
             .arg(entry.value.as_slice())
             .arg(entry.namespace.as_str())
@@ -494,14 +507,19 @@ impl Store for RedisStore {
         &self,
         namespace: &Namespace,
         owner: &Owner,
+        since: Option<UnixMillis>,
         now: UnixMillis,
     ) -> Result<Vec<(TokenKey, Vec<u8>)>, StashError> {
-        let reply: Vec<Vec<u8>> = self
-            .scripts
-            .list
+        let script = match since {
+            None => &self.scripts.list,
+            Some(_) => &self.scripts.list_since,
+        };
+        let reply: Vec<Vec<u8>> = script
             .key(self.owner_key(namespace.as_str(), owner.as_str()))
+            .key(self.owner_time_key(namespace.as_str(), owner.as_str()))
             .arg(now.0)
             .arg(&self.options.key_prefix)
+            .arg(since.unwrap_or(UnixMillis(0)).0)
             .invoke_async(&mut self.connection.clone())
             .await?;
         let mut listed = Vec::with_capacity(reply.len() / 2);
@@ -553,7 +571,7 @@ impl Store for RedisStore {
     async fn close(self) {}
 }
 
-// KEYS: entry, tombstone, expiries, owner index, bytes.
+// KEYS: entry, tombstone, expiries, owner index, bytes, owner index by creation time.
 // ARGV: key, value, namespace, owner, single_use, created_at, expires_at, sealed token,
 //       now, capacity, tombstone until.
 const PUT: &str = r#"
@@ -569,9 +587,11 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[7])
 redis.call('SET', KEYS[2], 'expired:' .. ARGV[7] .. ':' .. ARGV[11], 'PXAT', ARGV[11])
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1] .. ':' .. #ARGV[2])
 if ARGV[4] ~= '' then
-  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
-  if redis.call('PEXPIRETIME', KEYS[4]) < tonumber(ARGV[7]) then
-    redis.call('PEXPIREAT', KEYS[4], ARGV[7])
+  for _, k in ipairs({KEYS[4], KEYS[6]}) do
+    redis.call('ZADD', k, k == KEYS[4] and ARGV[7] or ARGV[6], ARGV[1])
+    if redis.call('PEXPIRETIME', k) < tonumber(ARGV[7]) then
+      redis.call('PEXPIREAT', k, ARGV[7])
+    end
   end
 end
 redis.call('INCRBY', KEYS[5], #ARGV[2])
@@ -590,7 +610,9 @@ if e[4] ~= '1' then return {'reusable'} end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1] .. ':' .. #e[1])
 if e[3] ~= '' then
-  redis.call('ZREM', ARGV[3] .. 'o:' .. #e[2] .. ':' .. e[2] .. ':' .. e[3], ARGV[1])
+  for _, kind in ipairs({'o:', 's:'}) do
+    redis.call('ZREM', ARGV[3] .. kind .. #e[2] .. ':' .. e[2] .. ':' .. e[3], ARGV[1])
+  end
 end
 redis.call('DECRBY', KEYS[4], #e[1])
 local now = tonumber(ARGV[2])
@@ -647,10 +669,12 @@ for i = 0, n - 1 do
     redis.call('SET', p .. 't:' .. h, 'expired:' .. exp .. ':' .. keep, 'PXAT', keep)
     redis.call('ZADD', p .. 'x', exp, h .. ':' .. #v)
     if ow ~= '' then
-      local ok = p .. 'o:' .. #ns .. ':' .. ns .. ':' .. ow
-      redis.call('ZADD', ok, exp, h)
-      if redis.call('PEXPIRETIME', ok) < tonumber(exp) then
-        redis.call('PEXPIREAT', ok, exp)
+      for _, kind in ipairs({'o:', 's:'}) do
+        local ok = p .. kind .. #ns .. ':' .. ns .. ':' .. ow
+        redis.call('ZADD', ok, kind == 'o:' and exp or ARGV[b + 7], h)
+        if redis.call('PEXPIRETIME', ok) < tonumber(exp) then
+          redis.call('PEXPIREAT', ok, exp)
+        end
       end
     end
     redis.call('INCRBY', p .. 'bytes', #v)
@@ -695,7 +719,9 @@ if not e[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1] .. ':' .. #e[1])
 if e[3] ~= '' then
-  redis.call('ZREM', ARGV[3] .. 'o:' .. #e[2] .. ':' .. e[2] .. ':' .. e[3], ARGV[1])
+  for _, kind in ipairs({'o:', 's:'}) do
+    redis.call('ZREM', ARGV[3] .. kind .. #e[2] .. ':' .. e[2] .. ':' .. e[3], ARGV[1])
+  end
 end
 redis.call('DECRBY', KEYS[4], #e[1])
 local now = tonumber(ARGV[2])
@@ -710,12 +736,35 @@ redis.call('SET', KEYS[2], 'deleted:' .. ARGV[2] .. ':' .. keep_until, 'PXAT', k
 return 1
 "#;
 
-// KEYS: owner index.  ARGV: now, prefix.  Returns key, sealed token pairs.
+// KEYS: owner index, owner index by creation time.  ARGV: now, prefix.  Returns key,
+// sealed token pairs. What expired leaves both indexes here.
 const LIST: &str = r#"#!lua flags=allow-oom
+for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  redis.call('ZREM', KEYS[2], h)
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
 local out = {}
 for _, h in ipairs(keys) do
+  local sealed = redis.call('HGET', ARGV[2] .. 'e:' .. h, 'st')
+  if sealed then
+    out[#out + 1] = h
+    out[#out + 1] = sealed
+  end
+end
+return out
+"#;
+
+// KEYS: owner index, owner index by creation time.  ARGV: now, prefix, since.  Returns
+// key, sealed token pairs of live entries created at or after `since`, reading no others
+// (besides removing what expired from both indexes, as LIST does).
+const LIST_SINCE: &str = r#"#!lua flags=allow-oom
+for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  redis.call('ZREM', KEYS[2], h)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local out = {}
+for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[3], '+inf')) do
   local sealed = redis.call('HGET', ARGV[2] .. 'e:' .. h, 'st')
   if sealed then
     out[#out + 1] = h

@@ -21,6 +21,7 @@ for_each_backend!(embedded_fixture, redis_fixture:
     wrong_kind_reads_are_refused_without_consuming,
     deleted_tokens_are_reported_as_deleted,
     list_by_owner_lists_only_live_entries,
+    a_list_since_a_time_holds_only_live_entries_added_since,
     at_capacity_puts_fail_and_stored_entries_are_untouched,
     expired_entries_never_count_against_capacity,
     stats_count_live_entries_and_bytes,
@@ -281,6 +282,93 @@ async fn list_by_owner_lists_only_live_entries<S: Store>(f: Fixture<S>) {
             "listed tokens are usable"
         );
     }
+}
+
+/// How a follower (a session replica reading revocations) sees only what is new.
+async fn a_list_since_a_time_holds_only_live_entries_added_since<S: Store>(f: Fixture<S>) {
+    let put = |ttl, single_use, owner: &'static str| {
+        let stash = &f.stash;
+        async move {
+            stash
+                .put(input("revoked", b"v", ttl, single_use, owner))
+                .await
+                .expect("put")
+                .0
+        }
+    };
+    let names = |tokens: &[tessera_token_stash::Token]| -> BTreeSet<String> {
+        tokens.iter().map(|t| t.expose().to_owned()).collect()
+    };
+    let old = put(3600, false, "all").await;
+    f.clock.advance(secs(10));
+    let since = f.clock.shared().now();
+    let added = put(3600, false, "all").await;
+    let applied = chosen("since");
+    f.stash
+        .apply(vec![ApplyInput::Put(
+            input("revoked", b"v", 3600, false, "all").with_token(applied.clone()),
+        )])
+        .await
+        .expect("applied");
+    let expiring = put(5, false, "all").await;
+    let taken = put(3600, true, "all").await;
+    let deleted = put(3600, false, "all").await;
+    put(3600, false, "someone-else").await;
+    f.stash.take(&taken).await.expect("taken");
+    f.stash.delete(&deleted).await.expect("deleted");
+
+    let namespace = Namespace::try_from("revoked").expect("ns");
+    let all = Owner::try_from("all").expect("owner");
+    let (listed, next_since) = f
+        .stash
+        .list_since(&namespace, &all, Some(since))
+        .await
+        .expect("list since");
+    assert_eq!(
+        names(&listed),
+        names(&[added.clone(), applied.clone(), expiring.clone()]),
+        "only what was added since, and still there"
+    );
+    let now = f.clock.shared().now();
+    assert_eq!(
+        next_since.0,
+        now.0 - tessera_token_stash::LIST_OVERLAP.as_millis() as u64
+    );
+
+    f.clock.advance(secs(5));
+    let (listed, _) = f
+        .stash
+        .list_since(&namespace, &all, Some(since))
+        .await
+        .expect("list since");
+    assert_eq!(
+        names(&listed),
+        names(&[added.clone(), applied.clone()]),
+        "an expired entry is not listed, purged or not"
+    );
+    f.stash.purge_expired().await.expect("purge");
+    let (listed, _) = f
+        .stash
+        .list_since(&namespace, &all, Some(since))
+        .await
+        .expect("list since");
+    assert_eq!(names(&listed), names(&[added.clone(), applied.clone()]));
+    let (listed, _) = f
+        .stash
+        .list_since(&namespace, &all, None)
+        .await
+        .expect("full list");
+    assert_eq!(
+        names(&listed),
+        names(&[old, added, applied]),
+        "without a time, everything live"
+    );
+    let (listed, _) = f
+        .stash
+        .list_since(&namespace, &all, Some(f.clock.shared().now()))
+        .await
+        .expect("list since now");
+    assert!(listed.is_empty(), "nothing added since now: {listed:?}");
 }
 
 async fn at_capacity_puts_fail_and_stored_entries_are_untouched<S: Store>(f: Fixture<S>) {

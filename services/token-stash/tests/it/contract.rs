@@ -167,6 +167,7 @@ async fn bad_input_is_invalid_argument_naming_the_field(s: Served) {
         .list_by_owner(pb::ListByOwnerRequest {
             namespace: "session".into(),
             owner: String::new(),
+            since_unix_ms: 0,
         })
         .await
         .expect_err("owner required");
@@ -287,6 +288,7 @@ async fn list_by_owner_returns_usable_tokens(s: Served) {
         .list_by_owner(pb::ListByOwnerRequest {
             namespace: "session".into(),
             owner: "erin".into(),
+            since_unix_ms: 0,
         })
         .await
         .expect("list")
@@ -304,12 +306,53 @@ async fn list_by_owner_returns_usable_tokens(s: Served) {
         .list_by_owner(pb::ListByOwnerRequest {
             namespace: "session".into(),
             owner: "erin".into(),
+            since_unix_ms: 0,
         })
         .await
         .expect("list")
         .into_inner()
         .tokens;
     assert_eq!(listed.len(), 1);
+
+    // Following the list: a later call with the answer's next_since_unix_ms lists only
+    // what was added since (and what reaches back into the overlap).
+    let list_since = |since_unix_ms| pb::ListByOwnerRequest {
+        namespace: "session".into(),
+        owner: "erin".into(),
+        since_unix_ms,
+    };
+    s.clock.advance(tessera_token_stash::LIST_OVERLAP + secs(1));
+    let next_since = client
+        .list_by_owner(list_since(0))
+        .await
+        .expect("full list")
+        .into_inner()
+        .next_since_unix_ms;
+    assert!(next_since > 0, "a full list tells where to follow from");
+    let d = client
+        .put(put("session", b"d", 60, false, "erin"))
+        .await
+        .expect("put")
+        .into_inner()
+        .token;
+    let followed = client
+        .list_by_owner(list_since(next_since))
+        .await
+        .expect("list since")
+        .into_inner();
+    assert_eq!(followed.tokens, vec![d], "only what was added since");
+    assert!(followed.next_since_unix_ms >= next_since);
+
+    let status = client
+        .list_by_owner(list_since(-1))
+        .await
+        .expect_err("a negative time");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("since_unix_ms"),
+        "{}",
+        status.message()
+    );
 }
 
 async fn concurrent_puts_of_one_chosen_token_have_one_winner(s: Served) {

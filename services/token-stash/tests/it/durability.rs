@@ -108,6 +108,7 @@ async fn acknowledged_writes_survive_kill_9(redis: Option<&RedisServer>) {
         .list_by_owner(pb::ListByOwnerRequest {
             namespace: "session".into(),
             owner: "grace".into(),
+            since_unix_ms: 0,
         })
         .await
         .expect("list")
