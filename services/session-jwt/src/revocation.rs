@@ -61,6 +61,9 @@ pub struct RevocationFeed {
     revoked_sessions: Mutex<HashMap<String, UnixMillis>>,
     /// Stash tokens of revocations already taken in, by namespace.
     seen: Mutex<HashMap<&'static str, HashSet<String>>>,
+    /// Where the next read of each namespace follows on from (the stash's clock), so a
+    /// poll reads what was stored since the last one, not every revocation in force.
+    follow_from: Mutex<HashMap<&'static str, i64>>,
 }
 
 impl RevocationFeed {
@@ -84,6 +87,7 @@ impl RevocationFeed {
             epochs: Mutex::new(HashMap::new()),
             revoked_sessions: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
+            follow_from: Mutex::new(HashMap::new()),
         };
         feed.sync_revocations_announcing(false).await?;
         Ok(feed)
@@ -121,11 +125,18 @@ impl RevocationFeed {
     async fn sync_revocations_announcing(&self, announce: bool) -> Result<usize, SessionError> {
         let mut new = 0;
         for namespace in ["epoch", "revoked"] {
-            let listed = self.stash.list(namespace, "all").await?;
+            let since = self
+                .follow_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(namespace)
+                .copied()
+                .unwrap_or(0);
+            let (listed, next_since) = self.stash.list_since(namespace, "all", since).await?;
             let unseen: Vec<String> = {
                 let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-                // Forget what has expired from the stash, so the set stays bounded; a set,
-                // so that a poll costs linear time in the revocations in force.
+                // Forget what can no longer be listed (expired, or older than the time
+                // this list follows on from), so the set stays as small as a poll's list.
                 let still_listed: HashSet<&String> = listed.iter().collect();
                 let known = seen.entry(namespace).or_default();
                 known.retain(|token| still_listed.contains(token));
@@ -170,6 +181,11 @@ impl RevocationFeed {
                 };
                 new += usize::from(taken_in);
             }
+            // Only once everything listed was taken in: a failed read is listed again.
+            self.follow_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(namespace, next_since);
         }
         Ok(new)
     }
