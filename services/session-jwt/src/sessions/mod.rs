@@ -259,6 +259,17 @@ impl Sessions {
         Ok(self.derive.token_at(home, purpose, refresh_token))
     }
 
+    /// The stash token `refresh_token`'s record of `purpose` ("refresh" for its grant,
+    /// "rotation") lives at, for tests that store what an older release wrote.
+    #[cfg(feature = "test-util")]
+    pub fn refresh_record_token(
+        &self,
+        purpose: &str,
+        refresh_token: &str,
+    ) -> Result<String, SessionError> {
+        self.refresh_record(purpose, refresh_token)
+    }
+
     /// Reads the key directory again, taking in a rotation another replica made.
     pub fn reload_keys(&self) -> Result<(), SessionError> {
         let before = self.keys.jwks(self.clock.now());

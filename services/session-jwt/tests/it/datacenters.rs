@@ -367,6 +367,88 @@ async fn concurrent_refreshes_in_both_datacenters_all_get_the_one_pair_decided_a
     );
 }
 
+/// A refresh token from before refresh tokens were homed with their session: minted in
+/// dc-b for a session whose record lives in dc-a, its grant without a copy of the record.
+/// Its refresh cannot be one commit, so it runs step by step, and still rotates once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_of_the_older_layout_spanning_both_datacenters_still_rotates_once() {
+    use prost::Message as _;
+    let dcs = two_datacenters().await;
+    let minted = dcs
+        .login(Side::A)
+        .await
+        .issue(issue("olga", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    let sessions_b = &dcs.b.session.as_ref().expect("dc-b running").sessions;
+    let mut stash_b = dcs.b.stash.client("session-jwt").await.expect("stash");
+    let current_grant = stash_b
+        .get(tessera_proto::stash::v1::GetRequest {
+            token: sessions_b
+                .refresh_record_token("refresh", &minted.refresh_token)
+                .expect("grant token"),
+        })
+        .await
+        .expect("the grant, read through dc-b")
+        .into_inner()
+        .value;
+    let current_grant = pb::RefreshGrant::decode(current_grant.as_slice()).expect("grant");
+    assert!(current_grant.session_record.starts_with("dc-a."));
+
+    // What an older release stored: a dc-b refresh token, its grant in dc-b naming the
+    // record in dc-a, and no copy of the record.
+    let legacy = "dc-b.b2xkZXItbGF5b3V0LXJlZnJlc2gtdG9rZW4";
+    let legacy_grant = pb::RefreshGrant {
+        session_record: current_grant.session_record.clone(),
+        session_id: minted.session_id.clone(),
+        generation: 0,
+        record: None,
+    };
+    let mut put = tessera_token_stash::test_util::put_request(
+        "refresh",
+        legacy_grant.encode_to_vec(),
+        600,
+        false,
+        "",
+    );
+    put.token = sessions_b
+        .refresh_record_token("refresh", legacy)
+        .expect("legacy grant token");
+    stash_b.put(put).await.expect("legacy grant stored");
+
+    let renewed = dcs
+        .login(Side::B)
+        .await
+        .refresh(refresh(legacy))
+        .await
+        .expect("an older refresh token is still honoured")
+        .into_inner();
+    assert_eq!(renewed.session_id, minted.session_id);
+    assert!(
+        renewed.refresh_token.starts_with("dc-a."),
+        "the renewed token is homed with its session: {}",
+        renewed.refresh_token
+    );
+    let again = dcs
+        .login(Side::A)
+        .await
+        .refresh(refresh(legacy))
+        .await
+        .expect("a retry inside the grace window")
+        .into_inner();
+    assert_eq!(
+        (again.access_token, again.refresh_token.clone()),
+        (renewed.access_token, renewed.refresh_token.clone()),
+        "one rotation, answered to every caller"
+    );
+    dcs.login(Side::B)
+        .await
+        .refresh(refresh(&renewed.refresh_token))
+        .await
+        .expect("the renewed token refreshes in one commit at home");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_in_one_datacenter_ends_the_site_sessions_derived_in_the_other() {
     let dcs = two_datacenters().await;
