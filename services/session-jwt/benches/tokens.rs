@@ -66,7 +66,56 @@ fn rs256_verify(key: &RsaVerifyingKey<Sha256>, token: &str) -> bool {
     key.verify(input.as_bytes(), &signature).is_ok()
 }
 
+/// `-- profile N`: one session refreshed N times after one to warm up, one refresh after
+/// another, for a profiler (`valgrind --tool=callgrind`) to count what one costs: the
+/// caller's gRPC call, the session service and the stash, all in this process.
+fn profile_run(refreshes: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let pki = Arc::new(TestPki::new().expect("pki"));
+        let stash = StashHarness::builder(pki.clone())
+            .start()
+            .await
+            .expect("stash");
+        let sessions = SessionHarness::start(pki, stash.grpc_addr, None, |_| {})
+            .await
+            .expect("sessions");
+        let mut login = sessions.client("login").await.expect("client");
+        let mut refresh_token = login
+            .issue(pb::IssueRequest {
+                user_id: "profiled".into(),
+                user_name: String::new(),
+                audience: "wiki-a".into(),
+                parent_session_id: String::new(),
+            })
+            .await
+            .expect("issue")
+            .into_inner()
+            .refresh_token;
+        for _ in 0..=refreshes {
+            refresh_token = login
+                .refresh(pb::RefreshRequest {
+                    refresh_token,
+                    audience: String::new(),
+                })
+                .await
+                .expect("refresh")
+                .into_inner()
+                .refresh_token;
+        }
+        eprintln!("{} refreshes done", refreshes + 1);
+    });
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "profile") {
+        let refreshes = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(100);
+        return profile_run(refreshes);
+    }
     let now = SystemClock.now();
     let now_secs = now.0 / 1000;
     let all_claims: Vec<Claims> = (0..TOKENS).map(|i| claims(i, now_secs)).collect();
