@@ -66,6 +66,55 @@ fn rs256_verify(key: &RsaVerifyingKey<Sha256>, token: &str) -> bool {
     key.verify(input.as_bytes(), &signature).is_ok()
 }
 
+type LoginClient =
+    tessera_proto::session::v1::session_jwt_client::SessionJwtClient<tonic::transport::Channel>;
+
+/// The stash (embedded) and the session service in this process, and the login's client.
+async fn start_stack(pki: Arc<TestPki>) -> (StashHarness, SessionHarness, LoginClient) {
+    let stash = StashHarness::builder(pki.clone())
+        .start()
+        .await
+        .expect("stash");
+    let sessions = SessionHarness::start(pki, stash.grpc_addr, None, |_| {})
+        .await
+        .expect("sessions");
+    let login = sessions.client("login").await.expect("client");
+    (stash, sessions, login)
+}
+
+/// A new central session of `user_id` for the site "wiki-a".
+fn issue_request(user_id: String) -> pb::IssueRequest {
+    pb::IssueRequest {
+        user_id,
+        user_name: String::new(),
+        audience: "wiki-a".into(),
+        parent_session_id: String::new(),
+    }
+}
+
+/// A new session's refresh token.
+async fn issued_refresh_token(login: &mut LoginClient, user_id: String) -> String {
+    login
+        .issue(issue_request(user_id))
+        .await
+        .expect("issue")
+        .into_inner()
+        .refresh_token
+}
+
+/// The refresh token `refresh_token` is exchanged for.
+async fn refreshed(login: &mut LoginClient, refresh_token: String) -> String {
+    login
+        .refresh(pb::RefreshRequest {
+            refresh_token,
+            audience: String::new(),
+        })
+        .await
+        .expect("refresh")
+        .into_inner()
+        .refresh_token
+}
+
 /// `-- profile N`: one session refreshed N times after one to warm up, one refresh after
 /// another, for a profiler (`valgrind --tool=callgrind`) to count what one costs: the
 /// caller's gRPC call, the session service and the stash, all in this process.
@@ -75,36 +124,11 @@ fn profile_run(refreshes: usize) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let pki = Arc::new(TestPki::new().expect("pki"));
-        let stash = StashHarness::builder(pki.clone())
-            .start()
-            .await
-            .expect("stash");
-        let sessions = SessionHarness::start(pki, stash.grpc_addr, None, |_| {})
-            .await
-            .expect("sessions");
-        let mut login = sessions.client("login").await.expect("client");
-        let mut refresh_token = login
-            .issue(pb::IssueRequest {
-                user_id: "profiled".into(),
-                user_name: String::new(),
-                audience: "wiki-a".into(),
-                parent_session_id: String::new(),
-            })
-            .await
-            .expect("issue")
-            .into_inner()
-            .refresh_token;
+        let (_stash, _sessions, mut login) =
+            start_stack(Arc::new(TestPki::new().expect("pki"))).await;
+        let mut refresh_token = issued_refresh_token(&mut login, "profiled".into()).await;
         for _ in 0..=refreshes {
-            refresh_token = login
-                .refresh(pb::RefreshRequest {
-                    refresh_token,
-                    audience: String::new(),
-                })
-                .await
-                .expect("refresh")
-                .into_inner()
-                .refresh_token;
+            refresh_token = refreshed(&mut login, refresh_token).await;
         }
         eprintln!("{} refreshes done", refreshes + 1);
     });
@@ -209,25 +233,14 @@ fn mib(bytes: Option<u64>) -> String {
 }
 
 /// Issues sessions `from..to` for made-up users, 32 at a time.
-async fn issue_sessions(
-    login: &tessera_proto::session::v1::session_jwt_client::SessionJwtClient<
-        tonic::transport::Channel,
-    >,
-    from: usize,
-    to: usize,
-) {
+async fn issue_sessions(login: &LoginClient, from: usize, to: usize) {
     let tasks: Vec<_> = (0..REFRESH_CALLERS)
         .map(|caller| {
             let mut login = login.clone();
             tokio::spawn(async move {
                 for i in (from + caller..to).step_by(REFRESH_CALLERS) {
                     login
-                        .issue(pb::IssueRequest {
-                            user_id: format!("live-{i}"),
-                            user_name: String::new(),
-                            audience: "wiki-a".into(),
-                            parent_session_id: String::new(),
-                        })
+                        .issue(issue_request(format!("live-{i}")))
                         .await
                         .expect("issue");
                 }
@@ -240,35 +253,13 @@ async fn issue_sessions(
 }
 
 /// One caller refreshing one session `GROWTH_REFRESHES` times: p50 and p99 in µs.
-async fn refresh_latency(
-    login: &tessera_proto::session::v1::session_jwt_client::SessionJwtClient<
-        tonic::transport::Channel,
-    >,
-) -> (u64, u64) {
+async fn refresh_latency(login: &LoginClient) -> (u64, u64) {
     let mut login = login.clone();
-    let mut refresh_token = login
-        .issue(pb::IssueRequest {
-            user_id: "timed".into(),
-            user_name: String::new(),
-            audience: "wiki-a".into(),
-            parent_session_id: String::new(),
-        })
-        .await
-        .expect("issue")
-        .into_inner()
-        .refresh_token;
+    let mut refresh_token = issued_refresh_token(&mut login, "timed".into()).await;
     let mut latency = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
     for _ in 0..GROWTH_REFRESHES {
         let one = SystemClock.instant();
-        refresh_token = login
-            .refresh(pb::RefreshRequest {
-                refresh_token,
-                audience: String::new(),
-            })
-            .await
-            .expect("refresh")
-            .into_inner()
-            .refresh_token;
+        refresh_token = refreshed(&mut login, refresh_token).await;
         latency
             .record(one.elapsed().as_micros().max(1) as u64)
             .expect("record");
@@ -317,9 +308,7 @@ async fn store_revocations(stash: &tessera_stash_client::StashClient, from: usiz
 async fn growth(
     sessions: &SessionHarness,
     stash: &tessera_stash_client::StashClient,
-    login: &tessera_proto::session::v1::session_jwt_client::SessionJwtClient<
-        tonic::transport::Channel,
-    >,
+    login: &LoginClient,
 ) -> Vec<String> {
     let own_rss = || mib(tessera_testkit::resident_bytes(Some(std::process::id())));
     let mut lines = vec![
@@ -383,27 +372,10 @@ fn refreshes_per_second() -> (f64, u64, u64, Vec<String>) {
     runtime.block_on(async {
         let pki = Arc::new(TestPki::new().expect("pki"));
         let pki_files = pki.files("session-jwt");
-        let stash = StashHarness::builder(pki.clone())
-            .start()
-            .await
-            .expect("stash");
-        let sessions = SessionHarness::start(pki, stash.grpc_addr, None, |_| {})
-            .await
-            .expect("sessions");
-        let mut login = sessions.client("login").await.expect("client");
+        let (stash, sessions, mut login) = start_stack(pki).await;
         let mut tokens = Vec::new();
         for i in 0..REFRESH_CALLERS {
-            let issued = login
-                .issue(pb::IssueRequest {
-                    user_id: format!("bench-{i}"),
-                    user_name: String::new(),
-                    audience: "wiki-a".into(),
-                    parent_session_id: String::new(),
-                })
-                .await
-                .expect("issue")
-                .into_inner();
-            tokens.push(issued.refresh_token);
+            tokens.push(issued_refresh_token(&mut login, format!("bench-{i}")).await);
         }
         let started = SystemClock.instant();
         let tasks: Vec<_> = tokens
@@ -414,15 +386,7 @@ fn refreshes_per_second() -> (f64, u64, u64, Vec<String>) {
                     let mut latency = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
                     for _ in 0..REFRESHES / REFRESH_CALLERS {
                         let one = SystemClock.instant();
-                        refresh_token = login
-                            .refresh(pb::RefreshRequest {
-                                refresh_token,
-                                audience: String::new(),
-                            })
-                            .await
-                            .expect("refresh")
-                            .into_inner()
-                            .refresh_token;
+                        refresh_token = refreshed(&mut login, refresh_token).await;
                         latency
                             .record(one.elapsed().as_micros().max(1) as u64)
                             .expect("record");

@@ -736,16 +736,21 @@ redis.call('SET', KEYS[2], 'deleted:' .. ARGV[2] .. ':' .. keep_until, 'PXAT', k
 return 1
 "#;
 
-// KEYS: owner index, owner index by creation time.  ARGV: now, prefix.  Returns key,
-// sealed token pairs. What expired leaves both indexes here.
-const LIST: &str = r#"#!lua flags=allow-oom
-for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+/// The two list scripts: what expired leaves both owner indexes (KEYS[1] by expiry,
+/// KEYS[2] by creation time; ARGV[1] now, ARGV[2] the key prefix), then the live entries
+/// listed by `$listed` are answered as key, sealed token pairs.
+macro_rules! list_script {
+    ($listed:literal) => {
+        concat!(
+            "#!lua flags=allow-oom\n",
+            r#"for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
   redis.call('ZREM', KEYS[2], h)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
 local out = {}
-for _, h in ipairs(keys) do
+for _, h in ipairs("#,
+            $listed,
+            r#") do
   local sealed = redis.call('HGET', ARGV[2] .. 'e:' .. h, 'st')
   if sealed then
     out[#out + 1] = h
@@ -753,26 +758,17 @@ for _, h in ipairs(keys) do
   end
 end
 return out
-"#;
+"#
+        )
+    };
+}
 
-// KEYS: owner index, owner index by creation time.  ARGV: now, prefix, since.  Returns
-// key, sealed token pairs of live entries created at or after `since`, reading no others
-// (besides removing what expired from both indexes, as LIST does).
-const LIST_SINCE: &str = r#"#!lua flags=allow-oom
-for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
-  redis.call('ZREM', KEYS[2], h)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local out = {}
-for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[3], '+inf')) do
-  local sealed = redis.call('HGET', ARGV[2] .. 'e:' .. h, 'st')
-  if sealed then
-    out[#out + 1] = h
-    out[#out + 1] = sealed
-  end
-end
-return out
-"#;
+// KEYS: owner index, owner index by creation time.  ARGV: now, prefix.
+const LIST: &str = list_script!("redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')");
+
+// KEYS: owner index, owner index by creation time.  ARGV: now, prefix, since. Reads only
+// the entries created at or after `since`.
+const LIST_SINCE: &str = list_script!("redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[3], '+inf')");
 
 // KEYS: expiries, bytes.  ARGV: now, limit, prefix, remember ms.
 const PURGE: &str = r#"#!lua flags=allow-oom
