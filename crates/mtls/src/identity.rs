@@ -93,7 +93,42 @@ impl serde::Serialize for ServiceIdentity {
 pub fn peer_identity<T>(request: &tonic::Request<T>) -> Result<ServiceIdentity, MtlsError> {
     let certs = request.peer_certs().ok_or(MtlsError::NoPeerCertificate)?;
     let leaf = certs.first().ok_or(MtlsError::NoPeerCertificate)?;
-    identity_of_certificate(leaf.as_ref())
+    KNOWN_PEERS.identity_of(leaf.as_ref())
+}
+
+/// Certificates already read, so each call need not parse its caller's certificate again
+/// (a twentieth of a refresh's instructions): a certificate's bytes always name the same
+/// identity. Bounded: a rotation's new certificates start it afresh.
+static KNOWN_PEERS: KnownPeers = KnownPeers::new();
+
+const KNOWN_PEERS_MAX: usize = 256;
+
+struct KnownPeers(std::sync::RwLock<Option<std::collections::HashMap<Vec<u8>, ServiceIdentity>>>);
+
+impl KnownPeers {
+    const fn new() -> Self {
+        KnownPeers(std::sync::RwLock::new(None))
+    }
+
+    fn identity_of(&self, der: &[u8]) -> Result<ServiceIdentity, MtlsError> {
+        let known = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|known| known.get(der).cloned());
+        if let Some(identity) = known {
+            return Ok(identity);
+        }
+        let identity = identity_of_certificate(der)?;
+        let mut known = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let known = known.get_or_insert_with(Default::default);
+        if known.len() >= KNOWN_PEERS_MAX {
+            known.clear();
+        }
+        known.insert(der.to_vec(), identity.clone());
+        Ok(identity)
+    }
 }
 
 /// The Tessera identity named by a DER certificate's URI SAN.
@@ -126,6 +161,31 @@ mod tests {
         let uri = ServiceIdentity::parse("spiffe://tessera/token-stash").expect("uri");
         assert_eq!(bare, uri);
         assert_eq!(bare.uri(), "spiffe://tessera/token-stash");
+    }
+
+    #[test]
+    fn a_known_certificate_names_the_identity_it_named_when_first_read() {
+        let known = KnownPeers::new();
+        for name in ["token-stash", "login", "token-stash"] {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.subject_alt_names = vec![rcgen::SanType::URI(
+                format!("{SPIFFE_PREFIX}{name}").try_into().expect("uri"),
+            )];
+            let der = params.self_signed(&key).expect("cert").der().to_vec();
+            for _ in 0..2 {
+                assert_eq!(known.identity_of(&der).expect("identity").name(), name);
+            }
+        }
+        assert!(matches!(
+            known.identity_of(b"not a certificate"),
+            Err(MtlsError::Certificate(_))
+        ));
+        assert_eq!(
+            known.0.read().expect("lock").as_ref().map(|k| k.len()),
+            Some(3),
+            "each certificate read once, a refused one not kept"
+        );
     }
 
     #[test]
