@@ -343,6 +343,13 @@ async fn list_by_owner_returns_usable_tokens(s: Served) {
     assert_eq!(followed.tokens, vec![d], "only what was added since");
     assert!(followed.next_since_unix_ms >= next_since);
 
+    let far_future = client
+        .list_by_owner(list_since(i64::MAX))
+        .await
+        .expect("a time no entry reaches")
+        .into_inner();
+    assert!(far_future.tokens.is_empty(), "{:?}", far_future.tokens);
+
     let status = client
         .list_by_owner(list_since(-1))
         .await
