@@ -8,7 +8,7 @@ use tessera_clock::{SharedClock, UnixMillis};
 
 use crate::metrics::StashMetrics;
 use crate::store::{NewEntry, Store, StoreOp, StoreStats, StoredEntry};
-use crate::token::{check_value, Namespace, Owner, TokenKey, Ttl};
+use crate::token::{check_value, Namespace, Owner, Ttl};
 use crate::{DatacenterId, StashError, Token, TokenSealer};
 
 /// What a caller asks to store, validated.
@@ -342,11 +342,7 @@ impl<S: Store> Stash<S> {
         namespace: &Namespace,
         owner: &Owner,
     ) -> Result<Vec<Token>, StashError> {
-        let listed = self
-            .store
-            .list_by_owner(namespace, owner, None, self.clock.now())
-            .await?;
-        Ok(self.open_listed(listed))
+        Ok(self.list_since(namespace, owner, None).await?.0)
     }
 
     /// The live tokens of `owner` in `namespace` created at or after `since` (all of them
@@ -364,11 +360,7 @@ impl<S: Store> Stash<S> {
             .list_by_owner(namespace, owner, since, now)
             .await?;
         let next_since = UnixMillis(now.0.saturating_sub(LIST_OVERLAP.as_millis() as u64));
-        Ok((self.open_listed(listed), next_since))
-    }
-
-    fn open_listed(&self, listed: Vec<(TokenKey, Vec<u8>)>) -> Vec<Token> {
-        listed
+        let tokens = listed
             .into_iter()
             .filter_map(|(key, sealed)| {
                 let token = self.sealer.open(&key, &sealed);
@@ -377,7 +369,8 @@ impl<S: Store> Stash<S> {
                 }
                 token
             })
-            .collect()
+            .collect();
+        Ok((tokens, next_since))
     }
 
     /// Counts what the stash holds.
