@@ -53,6 +53,18 @@ impl Derivation {
         self.token_at(&self.datacenter, purpose, input)
     }
 
+    /// A 256-bit key for `label`, derived from the shared secret, so replicas and peer
+    /// datacenters that derive the same tokens hold the same key without another file.
+    /// Its input starts with a byte no UTF-8 purpose does, so no derived token can ever
+    /// equal a key.
+    pub fn key(&self, label: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(&[0xff]);
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The stash token for `purpose` and `input` in `datacenter`'s stash: for records that
     /// must live beside something another datacenter owns (the stash forwards there).
     pub fn token_at(&self, datacenter: &str, purpose: &str, input: &str) -> String {
@@ -64,5 +76,30 @@ impl Derivation {
         mac.update(input.as_bytes());
         let digest = mac.finalize().into_bytes();
         format!("{datacenter}.{}", URL_SAFE_NO_PAD.encode(digest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_shared_by_holders_of_the_secret_and_never_a_derived_token() {
+        let derivation = Derivation::new([7; 32], "dc-a");
+        let key = derivation.key("refresh-token-seal");
+        assert_eq!(
+            key,
+            Derivation::new([7; 32], "dc-b").key("refresh-token-seal"),
+            "every datacenter holding the secret holds the key"
+        );
+        assert_ne!(key, derivation.key("another-purpose"));
+        assert_ne!(
+            key,
+            Derivation::new([8; 32], "dc-a").key("refresh-token-seal")
+        );
+        let encoded = URL_SAFE_NO_PAD.encode(key);
+        for (purpose, input) in [("", "refresh-token-seal"), ("refresh-token-seal", "")] {
+            assert!(!derivation.token(purpose, input).ends_with(&encoded));
+        }
     }
 }

@@ -23,6 +23,7 @@ pub mod sessions;
 
 mod derive;
 mod error;
+mod sealed;
 mod stash;
 
 pub use derive::Derivation;

@@ -33,7 +33,7 @@ async fn with_one_datacenter_five_minutes_ahead_codes_and_sessions_are_judged_at
     assert_eq!(redeemed_in_b, 100);
     assert_eq!(redeemed_in_a, 100);
 
-    // A dc-a session refreshed in dc-b: its grant is judged by dc-a's stash.
+    // A dc-a session refreshed in dc-b: its record is judged by dc-a's stash.
     let minted = dcs
         .sessions("dc-a")
         .await

@@ -1,7 +1,5 @@
 //! Starting a session and minting its tokens.
 
-use std::time::Duration;
-
 use prost::Message;
 use tessera_clock::UnixMillis;
 use tessera_proto::session::v1 as pb;
@@ -15,13 +13,6 @@ use crate::SessionError;
 /// Fresh random tokens collided with stored ones: practically impossible, never ignored.
 fn refused_new(refused: Applied) -> SessionError {
     SessionError::Stash(format!("a new session's records were refused: {refused:?}"))
-}
-
-/// A new token pair and the refresh grant that must be stored before it is handed out.
-#[derive(Debug)]
-pub(super) struct Minted {
-    pub(super) tokens: pb::SessionTokens,
-    pub(super) grant: BatchOp,
 }
 
 impl Sessions {
@@ -56,10 +47,11 @@ impl Sessions {
             created_at_unix_ms: now.as_i64(),
             expires_at_unix_ms: now.saturating_add(self.settings.lifetime).as_i64(),
         };
-        // The record, its index and the first refresh grant: one commit, one round trip.
+        // The record and its index: one commit, one round trip. The refresh token carries
+        // its own grant, sealed, so nothing more is stored for it.
         let record_token = self.derive.token("session", &record.session_id);
         let index = self.derive.token("session-id", &record.session_id);
-        let minted = self.mint(&record, &record_token, 0, now)?;
+        let tokens = self.mint(&record, &record_token, 0, now)?;
         let lifetime = self.settings.lifetime;
         let ops = vec![
             BatchOp::Put {
@@ -78,22 +70,21 @@ impl Sessions {
                 ttl: lifetime,
                 owner: record.parent_session_id.clone(),
             },
-            minted.grant,
         ];
         let parent = &request.parent_session_id;
         if parent.is_empty() {
-            return self.store_new(ops, minted.tokens).await;
+            return self.store_new(ops, tokens).await;
         }
         // The parent's record is checked in the same commit when this datacenter holds
         // it; otherwise (a peer's session) it is looked up first.
         let mut with_parent = ops.clone();
         with_parent.push(BatchOp::Require(self.derive.token("session", parent)));
         match self.stash.apply(with_parent).await? {
-            Applied::Done => Ok(minted.tokens),
-            Applied::Absent { index: 3, .. } if self.record_of(parent).await?.is_some() => {
-                self.store_new(ops, minted.tokens).await
+            Applied::Done => Ok(tokens),
+            Applied::Absent { index: 2, .. } if self.record_of(parent).await?.is_some() => {
+                self.store_new(ops, tokens).await
             }
-            Applied::Absent { index: 3, .. } => Err(SessionError::SessionEnded(
+            Applied::Absent { index: 2, .. } => Err(SessionError::SessionEnded(
                 "the central session it derives from has ended",
             )),
             refused => Err(refused_new(refused)),
@@ -111,48 +102,46 @@ impl Sessions {
         }
     }
 
-    /// Signs an access token for `record` and mints a refresh token, with the grant to
-    /// store for it (the caller writes it, with whatever must commit alongside).
+    /// Signs an access token for `record` and seals a refresh token of generation
+    /// `generation` for it. Nothing is stored: the caller commits whatever must be
+    /// durable before the pair is handed out.
     pub(super) fn mint(
         &self,
         record: &pb::SessionRecord,
         record_token: &str,
         generation: u32,
         now: UnixMillis,
-    ) -> Result<Minted, SessionError> {
-        let remaining = Duration::from_millis(
-            u64::try_from(record.expires_at_unix_ms)
-                .unwrap_or(0)
-                .saturating_sub(now.0),
-        );
-        if remaining.is_zero() {
+    ) -> Result<pb::SessionTokens, SessionError> {
+        let expires_at = UnixMillis(u64::try_from(record.expires_at_unix_ms).unwrap_or(0));
+        if expires_at <= now {
             return Err(SessionError::SessionEnded("it reached its hard lifetime"));
         }
         // The refresh token names the session's datacenter, which holds its record: the
-        // exchange, the new grant and the check that the session lives are decided there,
-        // in one commit.
+        // exchange and the check that the session lives are decided there, in one commit.
         let home = record_token
             .split_once('.')
             .map_or(self.datacenters.local.as_str(), |(dc, _)| dc);
-        let refresh_token = format!("{home}.{}", random_text(24)?);
-        let grant = pb::RefreshGrant {
-            session_record: record_token.to_owned(),
-            session_id: record.session_id.clone(),
+        let derived = self.derive.token_at(home, "session", &record.session_id);
+        let content = pb::SealedRefresh {
+            record: Some(pb::SessionRecord {
+                // Never shown by a refresh; left out to keep the token small.
+                user_name: String::new(),
+                ..record.clone()
+            }),
             generation,
-            record: Some(record.clone()),
+            // A refresh token unused this long no longer works.
+            idle_until_unix_ms: now
+                .saturating_add(self.settings.idle)
+                .min(expires_at)
+                .as_i64(),
+            session_record: if derived == record_token {
+                String::new()
+            } else {
+                record_token.to_owned()
+            },
         };
-        // The grant expires when the session would go idle (or hits its hard limit):
-        // a refresh token unused that long no longer works.
-        let grant = BatchOp::Put {
-            token: self.refresh_record("refresh", &refresh_token)?,
-            namespace: "refresh",
-            value: grant.encode_to_vec(),
-            ttl: remaining.min(self.settings.idle),
-            owner: String::new(),
-        };
-        let soft_expiry = now.saturating_add(self.settings.soft_ttl).min(UnixMillis(
-            u64::try_from(record.expires_at_unix_ms).unwrap_or(0),
-        ));
+        let refresh_token = self.sealer.seal(home, &content)?;
+        let soft_expiry = now.saturating_add(self.settings.soft_ttl).min(expires_at);
         let claims = Claims {
             aud: record.audience.clone(),
             sub: record.user_id.clone(),
@@ -161,15 +150,12 @@ impl Sessions {
             exp: soft_expiry.0.div_ceil(1000),
             name: None,
         };
-        Ok(Minted {
-            tokens: pb::SessionTokens {
-                access_token: self.keys.active()?.sign(&claims),
-                refresh_token,
-                session_id: record.session_id.clone(),
-                access_expires_at_unix_ms: soft_expiry.as_i64(),
-                session_expires_at_unix_ms: record.expires_at_unix_ms,
-            },
-            grant,
+        Ok(pb::SessionTokens {
+            access_token: self.keys.active()?.sign(&claims),
+            refresh_token,
+            session_id: record.session_id.clone(),
+            access_expires_at_unix_ms: soft_expiry.as_i64(),
+            session_expires_at_unix_ms: record.expires_at_unix_ms,
         })
     }
 

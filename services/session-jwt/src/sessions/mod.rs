@@ -8,13 +8,14 @@
 //!   [`pb::SessionRecord`], for the session's hard lifetime.
 //! - `session-id` at a token derived from the session id: the record's stash token; for
 //!   a derived session owned by its parent session id, so a family is listed by owner.
-//! - `refresh` at a token derived from the refresh token: the [`pb::RefreshGrant`], with
-//!   a copy of the record.
-//!
-//! A session's record, index and first grant are one commit (one stash Apply); a refresh
-//! is one read (the grant) and one commit at the session's datacenter that requires the
-//! record, stores the next grant and records the rotation.
 //! - `rotation` at a token derived from the refresh token: the pair it was exchanged for.
+//! - `refresh` at a token derived from the refresh token: the [`pb::RefreshGrant`] of a
+//!   refresh token minted before refresh tokens were sealed; none is written now.
+//!
+//! A refresh token carries its grant sealed ([`crate::sealed`]): the session, its
+//! generation and when it goes idle. So a session's record and index are one commit (one
+//! stash Apply), and a refresh is one commit at the session's datacenter that requires
+//! the record to be live and records the rotation; nothing is read first.
 //! - `epoch` / `revoked` (owner `all`): user and global epochs, revoked session ids.
 //!
 //! Across datacenters: a refresh token names its home datacenter (`<dc>.<random>`), the
@@ -39,6 +40,7 @@ use crate::derive::Derivation;
 use crate::keys::KeyRing;
 use crate::peer_keys::PeerKeys;
 use crate::revocation::RevocationFeed;
+use crate::sealed::RefreshSealer;
 use crate::stash::{Lookup, Stash};
 use crate::SessionError;
 
@@ -65,6 +67,7 @@ pub struct Sessions {
     stash: Stash,
     keys: KeyRing,
     derive: Derivation,
+    sealer: RefreshSealer,
     clock: SharedClock,
     settings: Settings,
     revocations: Arc<RevocationFeed>,
@@ -133,6 +136,7 @@ impl Sessions {
         Ok(Sessions {
             stash,
             keys,
+            sealer: RefreshSealer::new(&derive),
             derive,
             clock,
             settings,
@@ -259,8 +263,8 @@ impl Sessions {
         Ok(self.derive.token_at(home, purpose, refresh_token))
     }
 
-    /// The stash token `refresh_token`'s record of `purpose` ("refresh" for its grant,
-    /// "rotation") lives at, for tests that store what an older release wrote.
+    /// The stash token `refresh_token`'s record of `purpose` ("refresh" for its stored
+    /// grant, "rotation") lives at, for tests that store what an older release wrote.
     #[cfg(feature = "test-util")]
     pub fn refresh_record_token(
         &self,
@@ -268,6 +272,13 @@ impl Sessions {
         refresh_token: &str,
     ) -> Result<String, SessionError> {
         self.refresh_record(purpose, refresh_token)
+    }
+
+    /// The stash token of session `session_id`'s record in `datacenter`, for tests that
+    /// store what an older release wrote.
+    #[cfg(feature = "test-util")]
+    pub fn session_record_token(&self, datacenter: &str, session_id: &str) -> String {
+        self.derive.token_at(datacenter, "session", session_id)
     }
 
     /// Reads the key directory again, taking in a rotation another replica made.

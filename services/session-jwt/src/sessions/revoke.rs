@@ -35,9 +35,9 @@ impl Sessions {
         refresh_token: &str,
         audience: &str,
     ) -> Result<u64, SessionError> {
-        match self.grant_and_record(refresh_token).await {
-            Ok((_, record)) if audience.is_empty() || record.audience == audience => {
-                self.revoke_session(&record.session_id).await
+        match self.presented(refresh_token, self.clock.now()).await {
+            Ok(presented) if audience.is_empty() || presented.record.audience == audience => {
+                self.revoke_session(&presented.record.session_id).await
             }
             Ok(_) | Err(SessionError::UnknownRefreshToken | SessionError::SessionEnded(_)) => Ok(0),
             Err(other) => Err(other),

@@ -263,3 +263,97 @@ async fn revoking_by_refresh_token_ends_the_session_only_for_its_own_site() {
         .expect("RFC 7009: no error");
     assert_eq!(unknown.into_inner().sessions_revoked, 0);
 }
+
+/// The refresh token carries its grant sealed: an exchange reads nothing from the stash
+/// first and commits once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_is_one_stash_commit_with_nothing_read_first() {
+    let stack = stack().await;
+    let mut login = stack.login().await;
+    let tokens = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    let before = stash_calls(&stack).await;
+    login
+        .refresh(refresh(&tokens.refresh_token))
+        .await
+        .expect("refreshed");
+    let after = stash_calls(&stack).await;
+    let made: Vec<_> = after
+        .iter()
+        .filter(|(rpc, count)| before.get(*rpc) != Some(count))
+        .map(|(rpc, count)| (rpc.as_str(), count - before.get(rpc).unwrap_or(&0)))
+        .collect();
+    assert_eq!(made, vec![("Apply", 1)], "stash calls of one refresh");
+}
+
+/// What the stash answered, by method, leaving out the revocation poll's lists, which
+/// run on their own schedule.
+async fn stash_calls(stack: &crate::support::Stack) -> std::collections::BTreeMap<String, u64> {
+    let metrics = tessera_testkit::http_get(stack.stash.admin_addr, "/metrics")
+        .await
+        .expect("stash metrics")
+        .body;
+    let mut calls = std::collections::BTreeMap::new();
+    for line in metrics.lines() {
+        let Some(rest) =
+            line.strip_prefix("tessera_grpc_requests_total{rpc=\"/tessera.stash.v1.TokenStash/")
+        else {
+            continue;
+        };
+        let (rpc, rest) = rest.split_once('"').expect("rpc label");
+        let count: u64 = rest
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("count");
+        if rpc != "ListByOwner" {
+            *calls.entry(rpc.to_owned()).or_default() += count;
+        }
+    }
+    calls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_tampered_or_oversized_refresh_token_is_unknown_and_rotates_nothing() {
+    let stack = stack().await;
+    let mut login = stack.login().await;
+    let tokens = login
+        .issue(issue("user-1", "wiki-a", ""))
+        .await
+        .expect("issued")
+        .into_inner();
+    let genuine = &tokens.refresh_token;
+    let (home, body) = genuine.split_once('.').expect("homed");
+    let mut flipped = body.as_bytes().to_vec();
+    let middle = flipped.len() / 2;
+    flipped[middle] = if flipped[middle] == b'A' { b'B' } else { b'A' };
+    let flipped = format!("{home}.{}", String::from_utf8(flipped).expect("ascii"));
+    let truncated = &genuine[..genuine.len() - 4];
+    let oversized = format!("{home}.{}", "A".repeat(5000));
+    let spliced = format!("{home}.{}{}", &body[..40], &body[..body.len() - 40]);
+    for forged in [&flipped, truncated, &oversized, &spliced] {
+        let status = login
+            .refresh(refresh(forged))
+            .await
+            .expect_err("not a token this deployment sealed");
+        assert_eq!(status.code(), Code::NotFound, "{forged}: {status:?}");
+        assert_eq!(
+            tessera_service::code_of(&status),
+            Some("unknown_refresh_token"),
+            "{status:?}"
+        );
+        assert!(status.message().contains("sign in again"), "{status:?}");
+    }
+    let renewed = login
+        .refresh(refresh(genuine))
+        .await
+        .expect("the genuine token was not spent by the forgeries")
+        .into_inner();
+    login
+        .refresh(refresh(&renewed.refresh_token))
+        .await
+        .expect("and its successor works");
+}

@@ -19,7 +19,7 @@ pub struct Stack {
     pub session: SessionHarness,
     pub pki: Arc<TestPki>,
     pub clock: ManualClock,
-    pub _stash: StashHarness,
+    pub stash: StashHarness,
 }
 
 pub async fn stack() -> Stack {
@@ -41,7 +41,7 @@ pub async fn stack_with(adjust: impl FnOnce(&mut SessionConfig)) -> Stack {
         session,
         pki,
         clock,
-        _stash: stash,
+        stash,
     }
 }
 
