@@ -11,7 +11,10 @@
 //!
 //! Errors follow one contract, [`ServiceError`]: a stable code that always travels in the
 //! `tessera-code` metadata of a gRPC status, and one mapping to HTTP statuses.
+//!
+//! Linking this crate makes mimalloc the process's allocator (see `allocator.rs`).
 
+mod allocator;
 mod errors;
 pub mod html;
 mod listeners;
