@@ -65,3 +65,17 @@ pub fn resident_bytes(pid: Option<u32>) -> Option<u64> {
         .ok()?;
     Some(kib * 1024)
 }
+
+/// The CPU time (user and system) this process has used so far, for benchmarks that
+/// report what a measured stretch cost in CPU as well as in wall time. Resolution: a
+/// clock tick (10 ms on Linux); `None` if this is not Linux.
+pub fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are numbers.
+    let after_name = stat.rsplit_once(')')?.1;
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    const TICKS_PER_SECOND: f64 = 100.0;
+    Some((user + system) as f64 / TICKS_PER_SECOND)
+}
