@@ -5,7 +5,9 @@
 #
 #   token-stash-secrets   seal.key                 seals tokens in the stash's owner index
 #   session-signing-keys  <unix-millis>.key        Ed25519 seeds; the newest signs
-#   session-derivation    derive.key               derives session records' stash tokens *
+#   session-derivation    derive.key               derives session records' stash tokens and
+#                                                  the refresh-token seal key (guard it like
+#                                                  the signing keys) *
 #   login-secrets         flow.key, id-token.key, id-token-rsa.pem, derive.key       *
 #   audit-secrets         admin.token, ip-hash.key
 #   redis-auth            auth.conf (requirepass), url (the stash's Redis URL)
