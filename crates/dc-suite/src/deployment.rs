@@ -468,16 +468,18 @@ url = "https://{}:{STASH_PORT}"
             peer_hosts.stash
         ),
     )?;
-    let stash = Container::start(service_spec(
-        &format!("{run}-stash-{dc}"),
-        "token-stash",
-        &stash_dir,
-        &network,
-        "stash",
-        env,
-        [STASH_PORT, STASH_ADMIN_PORT],
-    ))?;
-    wan.connect(&stash, &format!("stash-{dc}"))?;
+    let stash = Container::start(ContainerSpec {
+        also_on: vec![(wan.name().to_owned(), format!("stash-{dc}"))],
+        ..service_spec(
+            &format!("{run}-stash-{dc}"),
+            "token-stash",
+            &stash_dir,
+            &network,
+            "stash",
+            env,
+            [STASH_PORT, STASH_ADMIN_PORT],
+        )
+    })?;
 
     let session_dir = service_dir(dir, pki, &format!("session-{dc}"), "session-jwt")?;
     write(&session_dir.join("secret.key"), session_secret)?;
@@ -503,16 +505,18 @@ url = "https://{}:{SESSION_PORT}"
         ),
     )?;
     own_for_service(&session_dir)?;
-    let session = Container::start(service_spec(
-        &format!("{run}-session-{dc}"),
-        "session-jwt",
-        &session_dir,
-        &network,
-        "session",
-        env,
-        [SESSION_PORT, SESSION_ADMIN_PORT],
-    ))?;
-    wan.connect(&session, &format!("session-{dc}"))?;
+    let session = Container::start(ContainerSpec {
+        also_on: vec![(wan.name().to_owned(), format!("session-{dc}"))],
+        ..service_spec(
+            &format!("{run}-session-{dc}"),
+            "session-jwt",
+            &session_dir,
+            &network,
+            "session",
+            env,
+            [SESSION_PORT, SESSION_ADMIN_PORT],
+        )
+    })?;
     let web = web::start_web(cx, &network, dc, audit)?;
     Ok(Datacenter {
         name: dc.to_owned(),
@@ -549,6 +553,7 @@ fn service_spec(
         ready_line: "ready: grpc=".into(),
         entrypoint: None,
         run_options: Vec::new(),
+        also_on: Vec::new(),
     }
 }
 

@@ -148,6 +148,10 @@ pub struct ContainerSpec {
     pub network: String,
     /// Its name on `network`.
     pub alias: String,
+    /// Further networks it is on before its process starts, each with its name there:
+    /// joined later, its first calls would race the join (a name not yet resolvable, or
+    /// a connection opened on the wrong interface that never answers).
+    pub also_on: Vec<(String, String)>,
     /// `host:container` bind mounts.
     pub mounts: Vec<(String, String)>,
     /// Environment variables.
@@ -173,11 +177,10 @@ pub struct Container {
 }
 
 impl Container {
-    /// Starts `spec` and waits for its ready line.
+    /// Starts `spec`, on every network it names, and waits for its ready line.
     pub fn start(spec: ContainerSpec) -> anyhow::Result<Self> {
         let mut args: Vec<String> = vec![
-            "run".into(),
-            "--detach".into(),
+            "create".into(),
             "--label".into(),
             "tessera-dc-suite=1".into(),
             "--name".into(),
@@ -210,7 +213,19 @@ impl Container {
         args.extend(spec.args.iter().cloned());
         let borrowed: Vec<&str> = args.iter().map(String::as_str).collect();
         docker(&borrowed)?;
+        // From here on, dropping the handle removes the container.
         let container = Container { spec };
+        for (network, alias) in &container.spec.also_on {
+            docker(&[
+                "network",
+                "connect",
+                "--alias",
+                alias,
+                network,
+                container.name(),
+            ])?;
+        }
+        docker(&["start", container.name()])?;
         container.wait_ready()?;
         Ok(container)
     }

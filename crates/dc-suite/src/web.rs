@@ -266,9 +266,9 @@ datacenter = "{dc}"
             database_url = cx.directory.url,
         ),
     )?;
-    // It starts on the wan, where the directory it opens at start-up is (and the sites'
-    // fronts, for back-channel logout), then joins its datacenter, whose services it
-    // reaches lazily.
+    // It is on the wan, where the directory it opens at start-up is (and the sites'
+    // fronts, for back-channel logout), and on its datacenter's network, whose services
+    // it calls from its first moment (it follows the session service's revocations).
     let mut login_spec = service_container(
         cx,
         cx.wan,
@@ -278,6 +278,7 @@ datacenter = "{dc}"
         [LOGIN_PORT, LOGIN_ADMIN_PORT],
     );
     login_spec.alias = format!("login-{dc}");
+    login_spec.also_on = vec![(network.name().to_owned(), "login".into())];
     login_spec
         .mounts
         .push((cx.login_secrets.display().to_string(), "/secrets".into()));
@@ -285,7 +286,6 @@ datacenter = "{dc}"
         ready_line: "tessera-login ready:".into(),
         ..login_spec
     })?;
-    network.connect(&login, "login")?;
 
     let client_id = site_of(dc);
     let credentials = cx.directory.site(&client_id);
@@ -323,12 +323,19 @@ datacenter = "{dc}"
         ready_line: "ready: http=".into(),
         entrypoint: None,
         run_options: Vec::new(),
+        also_on: Vec::new(),
     })?;
 
     let host = credentials.origin.trim_start_matches("https://").to_owned();
-    let site_front = tls_front(cx, network, dc, &host, &format!("site:{SITE_PORT}"))?;
     // Sites are on the public side: any datacenter's login reaches them by name.
-    cx.wan.connect(&site_front, &host)?;
+    let site_front = tls_front(
+        cx,
+        network,
+        dc,
+        &host,
+        &format!("site:{SITE_PORT}"),
+        Some(cx.wan),
+    )?;
     let login_front = if cx.for_people {
         let host = LOGIN_ORIGIN.trim_start_matches("https://");
         Some(tls_front(
@@ -337,6 +344,7 @@ datacenter = "{dc}"
             dc,
             host,
             &format!("login:{LOGIN_PORT}"),
+            None,
         )?)
     } else {
         None
@@ -363,13 +371,15 @@ pub fn people_address(host: &str, dc: &str) -> &'static str {
 }
 
 /// A TLS front for public name `host` in `dc`, carrying to `to`; published on port 443
-/// of its [`people_address`] when the deployment is for people.
+/// of its [`people_address`] when the deployment is for people, and found as `host` on
+/// `public` when given.
 fn tls_front(
     cx: &WebContext<'_>,
     network: &Network,
     dc: &str,
     host: &str,
     to: &str,
+    public: Option<&Network>,
 ) -> anyhow::Result<Container> {
     let label = host.split('.').next().unwrap_or(host);
     let front_dir = cx.dir.join(format!("front-{label}-{dc}"));
@@ -403,6 +413,10 @@ fn tls_front(
         mounts: vec![(front_dir.display().to_string(), "/etc/tessera".into())],
         fixed_ports,
         ready_line: "tessera-wan-link ready:".into(),
+        also_on: public
+            .map(|wan| (wan.name().to_owned(), host.to_owned()))
+            .into_iter()
+            .collect(),
         ..ContainerSpec::default()
     })
 }
@@ -432,6 +446,7 @@ fn service_container(
         ready_line: String::new(),
         entrypoint: None,
         run_options: Vec::new(),
+        also_on: Vec::new(),
     }
 }
 
