@@ -30,6 +30,15 @@ use tonic::transport::{Endpoint, Uri};
 use crate::identity::identity_of_certificate;
 use crate::{MtlsError, ServiceIdentity};
 
+/// A connection that has carried nothing for this long is pinged. A server whose host
+/// died, or a link cut without a reset, never answers, and without the ping every call
+/// (and any open stream, such as a revocation feed) would wait on that connection until
+/// the kernel gave up on it, a quarter of an hour later.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a ping may go unanswered before the connection is dropped and the next call
+/// opens a new one. Generous: a busy but live server must not lose its connections.
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Connects to one Tessera service over mutual TLS, presenting this service's certificate
 /// and accepting only a server whose certificate names the expected identity. Cheap to
 /// clone.
@@ -114,7 +123,8 @@ impl ServiceConnector {
             .map_err(|e| MtlsError::Url(format!("{url:?}: {e}")))
     }
 
-    /// A channel to `url` that connects on first use with the given timeouts.
+    /// A channel to `url` that connects on first use with the given timeouts, and
+    /// replaces a connection that has gone silent (about ten seconds after it did).
     pub fn lazy_channel(
         &self,
         url: &str,
@@ -125,6 +135,9 @@ impl ServiceConnector {
             .endpoint(url)?
             .connect_timeout(connect_timeout)
             .timeout(call_timeout)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .connect_with_connector_lazy(self.clone()))
     }
 

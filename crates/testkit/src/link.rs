@@ -1,9 +1,13 @@
 //! A network link the test controls: a TCP proxy on loopback that can hold traffic (bytes
-//! wait in the proxy, as behind a stalled link) and cut it (every connection dropped with
-//! whatever it held, as when a link dies). Pausing the receiving process is not the same:
-//! the kernel keeps receiving for it, and it catches up on resume.
+//! wait in the proxy, as behind a stalled link), cut it (every connection dropped with
+//! whatever it held, as when a link dies) and strand its connections (they go silent for
+//! good without a reset, as when the far host dies, while new ones are carried). Pausing
+//! the receiving process is not the same: the kernel keeps receiving for it, and it
+//! catches up on resume.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,6 +20,8 @@ pub struct Link {
     addr: SocketAddr,
     held: watch::Sender<bool>,
     cuts: watch::Sender<u64>,
+    strands: watch::Sender<u64>,
+    accepted: Arc<AtomicU64>,
     acceptor: JoinHandle<()>,
 }
 
@@ -26,15 +32,25 @@ impl Link {
         let addr = listener.local_addr()?;
         let (held, _) = watch::channel(false);
         let (cuts, _) = watch::channel(0u64);
+        let (strands, _) = watch::channel(0u64);
+        let accepted = Arc::new(AtomicU64::new(0));
         let acceptor = tokio::spawn({
             let held = held.clone();
             let cuts = cuts.clone();
+            let strands = strands.clone();
+            let accepted = accepted.clone();
             async move {
                 while let Ok((inbound, _)) = listener.accept().await {
                     let Ok(outbound) = TcpStream::connect(target).await else {
                         continue;
                     };
-                    tokio::spawn(carry(inbound, outbound, held.subscribe(), cuts.subscribe()));
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let signals = Signals {
+                        held: held.subscribe(),
+                        cuts: cuts.subscribe(),
+                        strands: strands.subscribe(),
+                    };
+                    tokio::spawn(carry(inbound, outbound, signals));
                 }
             }
         });
@@ -42,6 +58,8 @@ impl Link {
             addr,
             held,
             cuts,
+            strands,
+            accepted,
             acceptor,
         })
     }
@@ -66,6 +84,18 @@ impl Link {
     pub fn cut(&self) {
         self.cuts.send_modify(|generation| *generation += 1);
     }
+
+    /// Every open connection goes silent for good: it stays open, carries nothing either
+    /// way and sends no reset, as when the host at the far end dies. Later connections
+    /// are carried.
+    pub fn strand(&self) {
+        self.strands.send_modify(|generation| *generation += 1);
+    }
+
+    /// How many connections the link has accepted (and reached the target for).
+    pub fn connections(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
 }
 
 impl Link {
@@ -89,27 +119,39 @@ impl Drop for Link {
     }
 }
 
-async fn carry(
-    inbound: TcpStream,
-    outbound: TcpStream,
+/// What a connection obeys: the link held, cut or stranded.
+struct Signals {
     held: watch::Receiver<bool>,
-    mut cuts: watch::Receiver<u64>,
-) {
+    cuts: watch::Receiver<u64>,
+    strands: watch::Receiver<u64>,
+}
+
+async fn carry(inbound: TcpStream, outbound: TcpStream, signals: Signals) {
+    let Signals {
+        held,
+        mut cuts,
+        mut strands,
+    } = signals;
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
-    let (in_read, in_write) = inbound.into_split();
-    let (out_read, out_write) = outbound.into_split();
+    let (mut in_read, mut in_write) = inbound.into_split();
+    let (mut out_read, mut out_write) = outbound.into_split();
     cuts.mark_unchanged();
+    strands.mark_unchanged();
     tokio::select! {
-        _ = pump(in_read, out_write, held.clone()) => {}
-        _ = pump(out_read, in_write, held) => {}
+        _ = pump(&mut in_read, &mut out_write, held.clone()) => {}
+        _ = pump(&mut out_read, &mut in_write, held) => {}
         _ = cuts.changed() => {}
+        _ = strands.changed() => {
+            // Both sockets stay open and unread until the link is cut or dropped.
+            let _ = cuts.changed().await;
+        }
     }
 }
 
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
     mut held: watch::Receiver<bool>,
 ) {
     let mut buffer = vec![0u8; 16 * 1024];

@@ -8,5 +8,6 @@ mod durability;
 mod failover;
 mod mtls;
 mod peers;
+mod silent_link;
 mod support;
 mod tracing;

@@ -1,0 +1,65 @@
+//! A connection to the stash that goes silent, as when the stash's host dies without a
+//! reset, is replaced within seconds by every Tessera client of the stash; without that,
+//! each call would wait on the dead connection until the kernel gave up on it, a quarter
+//! of an hour later.
+
+use std::time::Duration;
+
+use tessera_clock::{Clock as _, SystemClock};
+use tessera_mtls::ServiceIdentity;
+use tessera_proto::stash::v1::token_stash_client::TokenStashClient;
+use tessera_testkit::Link;
+use tessera_token_stash::test_util::put_request;
+
+use crate::support::served_embedded;
+
+/// Far beyond the keep-alive's ping and wait (10 s) plus one call's timeout (5 s).
+const REPLACED_WITHIN: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_gone_silent_is_replaced_and_calls_succeed_again() {
+    let s = served_embedded().await;
+    let link = Link::to(s.harness.grpc_addr).await.expect("link");
+    // The channel every Tessera service uses to call another.
+    let channel = s
+        .harness
+        .pki()
+        .files("login")
+        .connector_to(&ServiceIdentity::token_stash())
+        .expect("connector")
+        .lazy_channel(
+            &format!("https://{}", link.addr()),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .expect("channel");
+    let mut stash = TokenStashClient::new(channel);
+    let a_put = || put_request("code", b"v".to_vec(), 60, true, "");
+    stash.put(a_put()).await.expect("a put over a live link");
+    assert_eq!(link.connections(), 1);
+
+    link.strand();
+    let stranded_at = SystemClock.instant();
+    let mut failures = Vec::new();
+    loop {
+        match stash.put(a_put()).await {
+            Ok(_) => break,
+            Err(status) => {
+                failures.push(status.message().to_owned());
+                assert!(
+                    SystemClock.instant() - stranded_at < REPLACED_WITHIN,
+                    "calls still fail {REPLACED_WITHIN:?} after the connection went silent: {failures:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        link.connections(),
+        2,
+        "the put that succeeded went over a new connection"
+    );
+    println!(
+        "a silent connection was replaced after {:?}; the calls that failed meanwhile: {failures:?}",
+        SystemClock.instant() - stranded_at
+    );
+}
