@@ -148,9 +148,9 @@ pub struct ContainerSpec {
     pub network: String,
     /// Its name on `network`.
     pub alias: String,
-    /// Further networks it is on before its process starts, each with its name there:
-    /// joined later, its first calls would race the join (a name not yet resolvable, or
-    /// a connection opened on the wrong interface that never answers).
+    /// Further networks it is on before its process starts, each with its name there.
+    /// Joined later, its first calls race the join: on a loaded machine a login's calls
+    /// to its session service, begun before it joined, timed out for a whole minute.
     pub also_on: Vec<(String, String)>,
     /// `host:container` bind mounts.
     pub mounts: Vec<(String, String)>,
