@@ -25,8 +25,12 @@ const CACHED: usize = 10_000;
 /// Refreshes in each timed round.
 const REFRESHES: usize = 6_000;
 const REFRESH_ROUNDS: usize = 5;
-const REFRESHES_DONE: usize = REFRESHES / REFRESH_CALLERS * REFRESH_CALLERS;
+/// Concurrent callers in the timed refresh rounds unless `-- callers N` says otherwise,
+/// and the fan-out of the growth steps' fills.
 const REFRESH_CALLERS: usize = 32;
+/// The name of the callers' threads: they run on a runtime of their own, so the CPU the
+/// load generator uses can be read apart from the service's and the stash's.
+const CALLER_THREADS: &str = "refresh-caller";
 
 fn claims(i: usize, now_secs: u64) -> Claims {
     Claims {
@@ -143,6 +147,16 @@ fn main() {
         let refreshes = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(100);
         return profile_run(refreshes);
     }
+    let refresh_callers = match args.iter().position(|a| a == "callers") {
+        Some(at) => match args.get(at + 1).and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if (1..=1024).contains(&n) => n,
+            _ => {
+                eprintln!("tokens: `callers` takes a number of callers from 1 to 1024");
+                std::process::exit(2);
+            }
+        },
+        None => REFRESH_CALLERS,
+    };
     let now = SystemClock.now();
     let now_secs = now.0 / 1000;
     let all_claims: Vec<Claims> = (0..TOKENS).map(|i| claims(i, now_secs)).collect();
@@ -181,8 +195,8 @@ fn main() {
         assert!(rs256_verify(&rsa_verifier, &rsa_tokens[i]))
     });
 
-    eprintln!("refreshing {REFRESH_ROUNDS} x {REFRESHES} times through the service ({REFRESH_CALLERS} callers)…");
-    let (refreshes, p50, p99, refresh_token_bytes, growth) = refreshes_per_second();
+    eprintln!("refreshing {REFRESH_ROUNDS} x {REFRESHES} times through the service ({refresh_callers} callers)…");
+    let (refreshes, p50, p99, refresh_token_bytes, growth) = refreshes_per_second(refresh_callers);
 
     println!();
     println!("| measure | Ed25519 (EdDSA) | RS256, 4096-bit key | ratio |");
@@ -210,7 +224,7 @@ fn main() {
     println!("| refresh through the service (gRPC+mTLS, stash embedded) | value |");
     println!("|---|---:|");
     println!(
-        "| refreshes/s, {REFRESH_CALLERS} callers, {} cores shared with the stash and the callers (median of {REFRESH_ROUNDS} rounds; lowest, highest) | {:.0} ({:.0}, {:.0}) |",
+        "| refreshes/s, {refresh_callers} callers, {} cores shared with the stash and the callers (median of {REFRESH_ROUNDS} rounds; lowest, highest) | {:.0} ({:.0}, {:.0}) |",
         cores(),
         refreshes.median, refreshes.lowest, refreshes.highest
     );
@@ -233,6 +247,22 @@ fn main() {
             1.0 / cpu,
             1.0 / cpu / 120.0
         );
+        if let Some(caller_cpu) = refreshes.caller_cpu_per_refresh {
+            let service_cpu = cpu - caller_cpu;
+            println!(
+                "| CPU per refresh: the callers' threads, i.e. the load generator (µs) | {:.0} |",
+                caller_cpu * 1e6
+            );
+            println!(
+                "| CPU per refresh: the session service and the stash, kernel included (µs) | {:.0} |",
+                service_cpu * 1e6
+            );
+            println!(
+                "| refreshes/s per core of the service's and the stash's own CPU | {:.0} = {:.1}x |",
+                1.0 / service_cpu,
+                1.0 / service_cpu / 120.0
+            );
+        }
     }
     println!("| p50 / p99 latency (µs) | {p50} / {p99} |");
     println!("| refresh token size, 10-char user, 6-char site (bytes) | {refresh_token_bytes} |");
@@ -394,6 +424,8 @@ struct Rates {
     highest: f64,
     /// CPU seconds per refresh, everything in the process: callers, service, stash.
     cpu_per_refresh: Option<f64>,
+    /// The part of `cpu_per_refresh` spent on the callers' threads (the load generator).
+    caller_cpu_per_refresh: Option<f64>,
     /// The share of the cores' time they were busy during the rounds.
     busy: Option<f64>,
 }
@@ -403,17 +435,39 @@ fn cores() -> f64 {
     std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 
-fn refreshes_per_second() -> (Rates, u64, u64, usize, Vec<String>) {
+fn refreshes_per_second(callers_count: usize) -> (Rates, u64, u64, usize, Vec<String>) {
+    let refreshes_done = REFRESHES / callers_count * callers_count;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    // As many threads as the service's runtime, on the same cores: the split changes who
+    // is charged for the CPU, not how the cores are shared.
+    let callers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores() as usize)
+        .thread_name(CALLER_THREADS)
+        .enable_all()
+        .build()
+        .expect("callers' runtime");
     runtime.block_on(async {
         let pki = Arc::new(TestPki::new().expect("pki"));
         let pki_files = pki.files("session-jwt");
-        let (stash, sessions, mut login) = start_stack(pki).await;
+        let (stash, sessions, mut login) = start_stack(pki.clone()).await;
+        // The timed callers' channel is made on their runtime, so its connection's tasks
+        // run (and are charged) there too.
+        let session_addr = sessions.grpc_addr;
+        let caller_login = callers
+            .spawn(async move {
+                let channel = pki
+                    .channel_to(&pki.files("login"), session_addr, "session-jwt")
+                    .await
+                    .expect("callers' channel");
+                LoginClient::new(channel)
+            })
+            .await
+            .expect("callers' client");
         let mut tokens = Vec::new();
-        for i in 0..REFRESH_CALLERS {
+        for i in 0..callers_count {
             tokens.push(issued_refresh_token(&mut login, format!("bench-{i:04}")).await);
         }
         let refresh_token_bytes = tokens[0].len();
@@ -423,16 +477,17 @@ fn refreshes_per_second() -> (Rates, u64, u64, usize, Vec<String>) {
         let mut rates = Vec::with_capacity(REFRESH_ROUNDS);
         let mut wall = Duration::ZERO;
         let cpu_before = tessera_testkit::own_cpu_seconds();
+        let caller_cpu_before = tessera_testkit::threads_cpu_seconds(CALLER_THREADS);
         for _ in 0..REFRESH_ROUNDS {
             let started = SystemClock.instant();
             let tasks: Vec<_> = tokens
                 .drain(..)
                 .map(|mut refresh_token| {
-                    let mut login = login.clone();
-                    tokio::spawn(async move {
+                    let mut login = caller_login.clone();
+                    callers.spawn(async move {
                         let mut latency =
                             hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
-                        for _ in 0..REFRESHES / REFRESH_CALLERS {
+                        for _ in 0..REFRESHES / callers_count {
                             let one = SystemClock.instant();
                             refresh_token = refreshed(&mut login, refresh_token).await;
                             latency
@@ -450,11 +505,14 @@ fn refreshes_per_second() -> (Rates, u64, u64, usize, Vec<String>) {
             }
             let round = started.elapsed();
             wall += round;
-            rates.push(REFRESHES_DONE as f64 / round.as_secs_f64());
+            rates.push(refreshes_done as f64 / round.as_secs_f64());
         }
         rates.sort_by(f64::total_cmp);
         let cpu = cpu_before
             .zip(tessera_testkit::own_cpu_seconds())
+            .map(|(before, after)| after - before);
+        let caller_cpu = caller_cpu_before
+            .zip(tessera_testkit::threads_cpu_seconds(CALLER_THREADS))
             .map(|(before, after)| after - before);
         let stash_client = tessera_stash_client::StashClient::connect(
             &format!("https://{}", stash.grpc_addr),
@@ -469,7 +527,9 @@ fn refreshes_per_second() -> (Rates, u64, u64, usize, Vec<String>) {
                 median: rates[rates.len() / 2],
                 lowest: rates[0],
                 highest: rates[rates.len() - 1],
-                cpu_per_refresh: cpu.map(|cpu| cpu / (REFRESHES_DONE * REFRESH_ROUNDS) as f64),
+                cpu_per_refresh: cpu.map(|cpu| cpu / (refreshes_done * REFRESH_ROUNDS) as f64),
+                caller_cpu_per_refresh: caller_cpu
+                    .map(|cpu| cpu / (refreshes_done * REFRESH_ROUNDS) as f64),
                 busy: cpu.map(|cpu| cpu / (wall.as_secs_f64() * cores())),
             },
             latency.value_at_quantile(0.5),
