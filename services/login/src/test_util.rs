@@ -76,13 +76,33 @@ impl LoginStack {
         adjust: impl FnOnce(&mut LoginConfig),
     ) -> anyhow::Result<Self> {
         let clock = clock.unwrap_or_else(SystemClock::shared);
-        let stash = StashHarness::builder(pki.clone())
-            .clock(clock.clone())
-            .start()
-            .await?;
-        let sessions =
-            SessionHarness::start(pki.clone(), stash.grpc_addr, Some(clock.clone()), |_| {})
-                .await?;
+        let (stash, sessions) = start_backends(pki.clone(), clock.clone()).await?;
+        Self::start_on_backends(pki, stash, sessions, database_url, clock, adjust).await
+    }
+
+    /// The stack with the stash and the session service running on the runtime
+    /// `backends` while the login service runs on the caller's, so a benchmark can read
+    /// the login service's CPU apart from theirs (as they would run in pods of their own).
+    pub async fn start_with_backends_on(
+        backends: &tokio::runtime::Handle,
+        adjust: impl FnOnce(&mut LoginConfig),
+    ) -> anyhow::Result<Self> {
+        let pki = Arc::new(TestPki::new()?);
+        let clock = SystemClock::shared();
+        let (stash, sessions) = backends
+            .spawn(start_backends(pki.clone(), clock.clone()))
+            .await??;
+        Self::start_on_backends(pki, stash, sessions, None, clock, adjust).await
+    }
+
+    async fn start_on_backends(
+        pki: Arc<TestPki>,
+        stash: StashHarness,
+        sessions: SessionHarness,
+        database_url: Option<String>,
+        clock: SharedClock,
+        adjust: impl FnOnce(&mut LoginConfig),
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let http = TcpListener::bind("127.0.0.1:0").await?;
         let login_addr = http.local_addr()?;
@@ -260,4 +280,17 @@ impl Drop for LoginStack {
             task.abort();
         }
     }
+}
+
+/// A stash (embedded) and a session service using it, on the current runtime.
+async fn start_backends(
+    pki: Arc<TestPki>,
+    clock: SharedClock,
+) -> anyhow::Result<(StashHarness, SessionHarness)> {
+    let stash = StashHarness::builder(pki.clone())
+        .clock(clock.clone())
+        .start()
+        .await?;
+    let sessions = SessionHarness::start(pki, stash.grpc_addr, Some(clock), |_| {}).await?;
+    Ok((stash, sessions))
 }
