@@ -96,6 +96,17 @@ pub fn threads_cpu_seconds(thread_name: &str) -> Option<f64> {
     Some(total)
 }
 
+/// A multi-threaded tokio runtime of `threads` workers whose threads (workers and
+/// blocking pool alike) are all named `name`, so `threads_cpu_seconds(name)` reads what
+/// the tasks spawned on it cost: a benchmark runs its callers, or one service, on one.
+pub fn named_runtime(name: &str, threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+}
+
 /// The command name and user + system CPU seconds of a `/proc/…/stat` line.
 fn stat_cpu_seconds(stat: &str) -> Option<(&str, f64)> {
     // The command name (field 2, in parentheses) may hold spaces and parentheses; the

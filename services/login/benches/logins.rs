@@ -216,19 +216,12 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     // As many threads as the services' runtime, on the same cores: the split changes who
     // is charged for the CPU, not how the cores are shared.
-    let callers_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name(CALLER_THREADS)
-        .enable_all()
-        .build()?;
+    let callers_runtime = tessera_testkit::named_runtime(CALLER_THREADS, cores)?;
     let callers = callers_runtime.handle().clone();
-    // The stash and the session service on threads of their own too: what is left of the
-    // process's CPU is the login service's, as if each ran in its own pod.
-    let backends_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name(BACKEND_THREADS)
-        .enable_all()
-        .build()?;
+    // The stash and the session service on threads of their own too: what the callers
+    // and they leave of the process's CPU is the login service's, as if each ran in its
+    // own pod.
+    let backends_runtime = tessera_testkit::named_runtime(BACKEND_THREADS, cores)?;
     let backends = backends_runtime.handle().clone();
     runtime.block_on(async move {
         let services = tokio::runtime::Handle::current();

@@ -443,12 +443,8 @@ fn refreshes_per_second(callers_count: usize) -> (Rates, u64, u64, usize, Vec<St
         .expect("runtime");
     // As many threads as the service's runtime, on the same cores: the split changes who
     // is charged for the CPU, not how the cores are shared.
-    let callers = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores() as usize)
-        .thread_name(CALLER_THREADS)
-        .enable_all()
-        .build()
-        .expect("callers' runtime");
+    let callers =
+        tessera_testkit::named_runtime(CALLER_THREADS, cores() as usize).expect("callers' runtime");
     runtime.block_on(async {
         let pki = Arc::new(TestPki::new().expect("pki"));
         let pki_files = pki.files("session-jwt");
